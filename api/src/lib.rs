@@ -1,0 +1,1 @@
+//! ferrolb.io API: CRD types, annotation names and address parsing. No I/O.
