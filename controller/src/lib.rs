@@ -1,1 +1,3 @@
-//! ferrolb-controller.
+//! ferrolb-controller: assigns addresses from pools to LoadBalancer Services.
+
+pub mod allocator;

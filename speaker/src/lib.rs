@@ -1,1 +1,4 @@
-//! ferrolb-speaker.
+//! ferrolb-speaker: makes assigned addresses reachable (L2 or BGP).
+
+pub mod bgp;
+pub mod l2;

@@ -1,0 +1,1 @@
+//! Pool address parsing into IPv4/IPv6 interval sets.

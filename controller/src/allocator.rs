@@ -1,0 +1,1 @@
+//! The IP allocator: pure, synchronous, no Kubernetes I/O.

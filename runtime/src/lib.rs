@@ -1,0 +1,1 @@
+//! What both ferrolb programs share at run time: logging, health and metrics endpoints, shutdown.

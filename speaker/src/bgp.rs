@@ -1,0 +1,1 @@
+//! BGP-4 codec, state machine and sessions. No Kubernetes dependency.

@@ -1,0 +1,1 @@
+//! L2 mode: ARP and NDP.
