@@ -2,3 +2,4 @@
 
 pub mod bgp;
 pub mod l2;
+pub mod sys;
