@@ -1,5 +1,6 @@
 //! ferrolb-speaker: makes assigned addresses reachable (L2 or BGP).
 
 pub mod bgp;
+pub mod election;
 pub mod l2;
 pub mod sys;

@@ -3,3 +3,4 @@
 //! Everything else in the crate is `unsafe`-free; keep every `unsafe` block here, small,
 //! with a `// SAFETY:` comment.
 #![allow(unsafe_code)]
+pub mod packet;

@@ -1,1 +1,0 @@
-//! L2 mode: ARP and NDP.
