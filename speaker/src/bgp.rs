@@ -1,1 +1,0 @@
-//! BGP-4 codec, state machine and sessions. No Kubernetes dependency.
