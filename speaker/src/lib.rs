@@ -3,4 +3,5 @@
 pub mod bgp;
 pub mod election;
 pub mod l2;
+pub mod membership;
 pub mod sys;

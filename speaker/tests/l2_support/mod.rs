@@ -291,3 +291,107 @@ pub mod responder {
         }
     }
 }
+
+/// A [`Membership`] running on its own thread inside a namespace.
+pub mod member {
+    use std::collections::BTreeSet;
+    use std::net::SocketAddr;
+    use std::thread::JoinHandle;
+
+    use ferrolb_speaker::membership::{
+        LiveMembers, Membership, MembershipConfig, MembershipMetrics, NodeName, ProbeTiming,
+    };
+    use tokio::sync::{oneshot, watch};
+
+    use super::Netns;
+
+    #[derive(Debug)]
+    pub enum Stop {
+        /// Leave cleanly (as on SIGTERM).
+        Leave,
+        /// Vanish without a word (as a crash or power loss).
+        Kill,
+    }
+
+    #[derive(Debug)]
+    pub struct NsMember {
+        pub node: String,
+        pub addr: SocketAddr,
+        pub metrics: MembershipMetrics,
+        pub members: watch::Receiver<LiveMembers>,
+        stop: Option<oneshot::Sender<Stop>>,
+        thread: Option<JoinHandle<()>>,
+    }
+
+    impl NsMember {
+        pub fn start(
+            ns: &Netns,
+            node: &str,
+            addr: SocketAddr,
+            key: &[u8],
+            peers: &[SocketAddr],
+            timing: ProbeTiming,
+        ) -> NsMember {
+            let metrics = MembershipMetrics::default();
+            let config = MembershipConfig {
+                node: NodeName::new(node).unwrap(),
+                bind: addr,
+                advertise: addr,
+                key: key.to_vec(),
+                timing,
+            };
+            let peers: BTreeSet<SocketAddr> = peers.iter().copied().collect();
+            let (stop_tx, stop_rx) = oneshot::channel::<Stop>();
+            let (members_tx, members_rx) = std::sync::mpsc::channel();
+            let m = metrics.clone();
+            let thread = ns.spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    let membership = Membership::start(config, m).await.unwrap();
+                    membership.set_peers(peers);
+                    members_tx.send(membership.members()).unwrap();
+                    match stop_rx.await {
+                        Ok(Stop::Leave) => membership.leave().await,
+                        Ok(Stop::Kill) | Err(_) => drop(membership),
+                    }
+                });
+            });
+            let members = members_rx.recv().unwrap();
+            NsMember {
+                node: node.to_owned(),
+                addr,
+                metrics,
+                members,
+                stop: Some(stop_tx),
+                thread: Some(thread),
+            }
+        }
+
+        pub fn stop(&mut self, how: Stop) {
+            if let Some(tx) = self.stop.take() {
+                let _ = tx.send(how);
+            }
+            if let Some(t) = self.thread.take() {
+                t.join().unwrap();
+            }
+        }
+
+        /// The node names this member currently sees as live.
+        pub fn sees(&self) -> Vec<String> {
+            self.members
+                .borrow()
+                .iter()
+                .map(|n| n.as_str().to_owned())
+                .collect()
+        }
+    }
+
+    impl Drop for NsMember {
+        fn drop(&mut self) {
+            self.stop(Stop::Kill);
+        }
+    }
+}
