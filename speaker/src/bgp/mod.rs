@@ -2,4 +2,13 @@
 //! No Kubernetes dependency: the speaker maps its objects onto [`PeerConfig`] and
 //! [`RouteSet`] and hands them to a [`BgpSpeaker`].
 
+pub mod pack;
+pub mod route;
 pub mod wire;
+
+pub use route::{RouteAttrs, RouteDiff, RouteError, RouteSet};
+pub mod config;
+pub mod fsm;
+
+pub use config::{Password, PeerConfig, PeerKey};
+pub use fsm::{ResetReason, SessionError, State};
