@@ -65,9 +65,10 @@ use crate::rules::{self, EachItem, limits};
 pub struct IPAddressPoolSpec {
     /// The pool's addresses. Each entry is a CIDR (`198.51.100.0/24`, `2001:db8:1::/64`), a
     /// range of two addresses of one family (`198.51.100.10-198.51.100.20`), or a single
-    /// address. IPv4 and IPv6 entries may be mixed. A CIDR must have no bits set after its
-    /// prefix length. Entries may overlap other pools: an address is held by at most one
-    /// Service (or one sharing group) whichever pools contain it.
+    /// address. IPv4 and IPv6 entries may be mixed. A CIDR with bits set after its prefix
+    /// length means its whole network (`198.51.100.7/24` is `198.51.100.0/24`). Entries may
+    /// overlap other pools: an address is held by at most one Service (or one sharing group)
+    /// whichever pools contain it.
     #[schemars(
         length(min = 1, max = limits::POOL_ADDRESSES),
         inner(length(max = limits::ADDRESS_LENGTH)),

@@ -187,18 +187,6 @@ pub const ADDRESS_PREFIX_LENGTH: Rule = Rule {
     field_path: None,
 };
 
-/// A CIDR has no bits set after its prefix (`198.51.100.7/24` is refused, not silently
-/// widened: the writer may have meant the single address or the network).
-pub const ADDRESS_HOST_BITS: Rule = Rule {
-    rule: "!isCIDR(self) || string(cidr(self)) == string(cidr(self).masked())",
-    message: "has bits set after its prefix length",
-    message_expression: Some(concat!(
-        "'\"' + self + '\" has bits set after its prefix length; the network is ' + ",
-        "string(cidr(self).masked())"
-    )),
-    field_path: None,
-};
-
 /// Both ends of a range are of one family.
 pub const RANGE_FAMILY: Rule = Rule {
     rule: concat!(
@@ -240,7 +228,6 @@ pub const RANGE_ORDER_IPV4: Rule = Rule {
 pub const POOL_ADDRESS: &[Rule] = &[
     ADDRESS_FORM,
     ADDRESS_PREFIX_LENGTH,
-    ADDRESS_HOST_BITS,
     RANGE_FAMILY,
     RANGE_ORDER_IPV4,
 ];
@@ -388,7 +375,6 @@ pub const INTERFACE_NAME: Rule = Rule {
 pub const ALL: &[(&str, Rule)] = &[
     ("IPAddressPool spec.addresses[*]", ADDRESS_FORM),
     ("IPAddressPool spec.addresses[*]", ADDRESS_PREFIX_LENGTH),
-    ("IPAddressPool spec.addresses[*]", ADDRESS_HOST_BITS),
     ("IPAddressPool spec.addresses[*]", RANGE_FAMILY),
     ("IPAddressPool spec.addresses[*]", RANGE_ORDER_IPV4),
     ("BGPPeer spec.myASN", ASN_NOT_ZERO),
