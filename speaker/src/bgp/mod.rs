@@ -12,3 +12,10 @@ pub mod fsm;
 
 pub use config::{Password, PeerConfig, PeerKey};
 pub use fsm::{ResetReason, SessionError, State};
+pub mod metrics;
+pub mod session;
+pub mod speaker;
+
+pub use metrics::BgpMetrics;
+pub use session::PeerStatus;
+pub use speaker::{BgpSpeaker, Shutdown};

@@ -3,4 +3,5 @@
 //! Everything else in the crate is `unsafe`-free; keep every `unsafe` block here, small,
 //! with a `// SAFETY:` comment.
 #![allow(unsafe_code)]
+pub mod md5;
 pub mod packet;
