@@ -114,8 +114,9 @@ pub fn run(paths: &Paths) -> Result<()> {
                 .arg(examples.join("demo.yaml")),
         )?;
         println!(
-            "applied examples/lab/demo.yaml only: ferrolb's CRDs are not in crds/ yet (issue 2), \
-             so the pools and advertisements of examples/lab/ferrolb.yaml cannot exist"
+            "applied examples/lab/demo.yaml only: ferrolb's CRDs are not installed (missing from \
+             crds/, or refused by the API server: see `lab up`'s output), so the pools and \
+             advertisements of examples/lab/ferrolb.yaml cannot exist"
         );
     }
 
