@@ -1,1 +1,0 @@
-//! The IP allocator: pure, synchronous, no Kubernetes I/O.
