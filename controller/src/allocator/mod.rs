@@ -27,7 +27,7 @@
 //!   is found with one ordered-map lookup per pool entry ([`runs`]), whatever is held.
 //! - An address is held by one Service, or by one sharing group, whatever pools overlap.
 //! - Pool choice: the requested pool; else pools whose `serviceAllocation` selects the
-//!   Service, by ascending priority (unset last), ties by name; then pools without
+//!   Service, by ascending priority, ties by name; then pools without
 //!   `serviceAllocation`, by name. `autoAssign: false` pools only when requested by name or
 //!   by address. A `serviceAllocation` with no namespace and no selector selects everyone.
 //! - Families: SingleStack one address of the first family; PreferDualStack one per listed
@@ -59,6 +59,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferrolb_api::addr::{AddressRanges, IntervalSet};
+use ferrolb_api::conditions::IpAllocatedReason;
 use ferrolb_api::selector::{Selector, any_matches};
 
 pub use ferrolb_api::addr::Family;
@@ -136,8 +137,9 @@ pub struct PoolSpec {
 /// Which Services a pool prefers to serve, and how strongly.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServiceAllocation {
-    /// Lower first; `None` after every `Some` (MetalLB's 0 means unset: map it to `None`).
-    pub priority: Option<u32>,
+    /// Lower first, ties by pool name (as `ferrolb.io` defines it; MetalLB instead treats 0
+    /// as "unset", after every other priority).
+    pub priority: i32,
     /// The namespace matches when it is listed here or selected by `namespace_selectors`
     /// (or when both are empty).
     pub namespaces: Vec<String>,
@@ -270,28 +272,6 @@ pub struct Assignment {
     pub changed: bool,
 }
 
-/// Reasons of the Service condition `ferrolb.io/IPAllocated=False`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RefusalReason {
-    NoMatchingPool,
-    PoolExhausted,
-    RequestedIPUnavailable,
-    SharingConflict,
-    InvalidAnnotation,
-}
-
-impl RefusalReason {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            RefusalReason::NoMatchingPool => "NoMatchingPool",
-            RefusalReason::PoolExhausted => "PoolExhausted",
-            RefusalReason::RequestedIPUnavailable => "RequestedIPUnavailable",
-            RefusalReason::SharingConflict => "SharingConflict",
-            RefusalReason::InvalidAnnotation => "InvalidAnnotation",
-        }
-    }
-}
-
 fn sharing_note(theirs: &Option<SharingKey>, ours: &Option<SharingKey>) -> String {
     match (theirs, ours) {
         (None, _) => " (it does not allow sharing)".into(),
@@ -380,21 +360,22 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub fn reason(&self) -> RefusalReason {
+    /// The reason of the Service condition `ferrolb.io/IPAllocated=False`.
+    pub fn reason(&self) -> IpAllocatedReason {
         match self {
             Refusal::RequestedFamilyNotServed { .. }
             | Refusal::RequestedTwoOfFamily { .. }
-            | Refusal::RequireDualStackNeedsBoth { .. } => RefusalReason::InvalidAnnotation,
+            | Refusal::RequireDualStackNeedsBoth { .. } => IpAllocatedReason::InvalidAnnotation,
             Refusal::RequestedPoolMissing { .. }
             | Refusal::RequestedPoolNotAllowed { .. }
             | Refusal::RequestedPoolLacksFamily { .. }
-            | Refusal::NoPoolForFamily { .. } => RefusalReason::NoMatchingPool,
-            Refusal::PoolExhausted { .. } => RefusalReason::PoolExhausted,
+            | Refusal::NoPoolForFamily { .. } => IpAllocatedReason::NoMatchingPool,
+            Refusal::PoolExhausted { .. } => IpAllocatedReason::PoolExhausted,
             Refusal::RequestedIpNotInPool { .. } | Refusal::RequestedIpInUse { .. } => {
-                RefusalReason::RequestedIPUnavailable
+                IpAllocatedReason::RequestedIPUnavailable
             }
             Refusal::SharingPortConflict { .. } | Refusal::SharingTrafficPolicyMismatch { .. } => {
-                RefusalReason::SharingConflict
+                IpAllocatedReason::SharingConflict
             }
         }
     }

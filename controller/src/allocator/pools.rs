@@ -178,8 +178,8 @@ pub(crate) struct Pools {
     slots: Vec<Option<Pool>>,
     free: Vec<PoolId>,
     by_name: BTreeMap<PoolName, PoolId>,
-    /// Every pool in choice order: with a `serviceAllocation` by (priority, name), unset
-    /// priorities last, then the others by name.
+    /// Every pool in choice order: with a `serviceAllocation` by (priority, name), then the
+    /// others by name.
     order: Vec<PoolId>,
     seg4: Segments<u32>,
     seg6: Segments<u128>,
@@ -249,19 +249,19 @@ impl Pools {
     }
 
     fn rebuild(&mut self) {
-        let mut with: Vec<(bool, Option<u32>, &PoolName, PoolId)> = Vec::new();
+        let mut with: Vec<(i32, &PoolName, PoolId)> = Vec::new();
         let mut without: Vec<(&PoolName, PoolId)> = Vec::new();
         for (name, &id) in &self.by_name {
             let Some(pool) = self.get(id) else { continue };
             match &pool.spec.allocation {
-                Some(a) => with.push((a.priority.is_none(), a.priority, name, id)),
+                Some(a) => with.push((a.priority, name, id)),
                 None => without.push((name, id)),
             }
         }
         with.sort();
         let order: Vec<PoolId> = with
             .iter()
-            .map(|w| w.3)
+            .map(|w| w.2)
             .chain(without.iter().map(|w| w.1))
             .collect();
         for (rank, &id) in order.iter().enumerate() {

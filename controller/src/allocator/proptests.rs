@@ -44,7 +44,7 @@ fn pool_strategy() -> impl Strategy<Value = PoolSpec> {
         end: V6_BASE + (s + l).min(15),
     });
     let allocation = prop::option::of((
-        prop::option::of(0u32..3),
+        -1i32..2,
         prop::collection::vec(0usize..2, 0..2),
         any::<bool>(),
         any::<bool>(),

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use ferrolb_api::conditions::IpAllocatedReason;
 use ferrolb_api::selector::Selector;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
@@ -205,7 +206,7 @@ fn avoid_buggy_ips_skips_dot_zero_and_dot_255() {
     assert_eq!(w.ok(svc("ns", "b")), ["198.51.101.1"]);
     assert_eq!(
         w.assign(svc("ns", "c")).unwrap_err().reason(),
-        RefusalReason::PoolExhausted
+        IpAllocatedReason::PoolExhausted
     );
     let mut r = svc("ns", "d");
     r.requested_ips = vec![ip("198.51.100.255")];
@@ -253,7 +254,7 @@ fn auto_assign_false_pool_is_used_only_when_requested_by_name() {
     p.auto_assign = false;
     let mut w = World::new(vec![p]);
     let err = w.assign(svc("ns", "a")).unwrap_err();
-    assert_eq!(err.reason(), RefusalReason::NoMatchingPool);
+    assert_eq!(err.reason(), IpAllocatedReason::NoMatchingPool);
     let mut r = svc("ns", "b");
     r.requested_pool = Some(PoolName::from("manual"));
     assert_eq!(w.ok(r), ["192.0.2.0"]);
@@ -271,7 +272,7 @@ fn auto_assign_false_pool_is_used_when_requested_by_address() {
     r.requested_ips.clear();
     assert_eq!(
         w.assign(r).unwrap_err().reason(),
-        RefusalReason::NoMatchingPool
+        IpAllocatedReason::NoMatchingPool
     );
     assert_eq!(w.a.assignment(&key("ns", "a")), Some(vec![]));
 }
@@ -297,7 +298,7 @@ fn pool_choice_requested_pool_comes_first() {
         }
     );
     assert_eq!(err.to_string(), "requested pool nope does not exist");
-    assert_eq!(err.reason(), RefusalReason::NoMatchingPool);
+    assert_eq!(err.reason(), IpAllocatedReason::NoMatchingPool);
 }
 
 #[test]
@@ -309,25 +310,25 @@ fn pool_choice_service_allocation_by_ascending_priority_ties_by_name_then_plain_
         })
     };
     let mut p10 = pool("p10", &["192.0.2.10"]);
-    p10.allocation = alloc(Some(10));
+    p10.allocation = alloc(10);
     let mut p5b = pool("p5b", &["192.0.2.6"]);
-    p5b.allocation = alloc(Some(5));
+    p5b.allocation = alloc(5);
     let mut p5a = pool("p5a", &["192.0.2.5"]);
-    p5a.allocation = alloc(Some(5));
-    let mut unset = pool("unset", &["192.0.2.20"]);
-    unset.allocation = alloc(None);
+    p5a.allocation = alloc(5);
+    let mut neg = pool("zz-negative", &["192.0.2.20"]);
+    neg.allocation = alloc(-1);
     let plain = pool("aaa-plain", &["192.0.2.1"]);
-    let mut w = World::new(vec![plain, unset, p10, p5b, p5a]);
+    let mut w = World::new(vec![plain, neg, p10, p5b, p5a]);
     let order: Vec<String> = (0..5)
         .flat_map(|i| w.ok(svc("ns", &format!("s{i}"))))
         .collect();
     assert_eq!(
         order,
         [
+            "192.0.2.20",
             "192.0.2.5",
             "192.0.2.6",
             "192.0.2.10",
-            "192.0.2.20",
             "192.0.2.1"
         ]
     );
@@ -481,7 +482,7 @@ fn requested_ip_must_lie_in_a_pool_the_service_may_use() {
         err.to_string(),
         "requested address 192.0.2.7 is not in any pool this service may use"
     );
-    assert_eq!(err.reason(), RefusalReason::RequestedIPUnavailable);
+    assert_eq!(err.reason(), IpAllocatedReason::RequestedIPUnavailable);
     let mut r = svc("team-a", "s");
     r.requested_ips = vec![ip("203.0.113.1")];
     assert!(matches!(
@@ -502,7 +503,7 @@ fn requested_ip_held_by_another_service_is_unavailable_and_nothing_else_changes(
     let mut b = svc("ns", "b");
     b.requested_ips = vec![ip("192.0.2.7")];
     let err = w.assign(b).unwrap_err();
-    assert_eq!(err.reason(), RefusalReason::RequestedIPUnavailable);
+    assert_eq!(err.reason(), IpAllocatedReason::RequestedIPUnavailable);
     assert_eq!(
         err.to_string(),
         "requested address 192.0.2.7 is in use by service ns/a (it does not allow sharing)"
@@ -517,7 +518,7 @@ fn requested_ips_must_fit_the_families() {
     let mut r = svc("ns", "s");
     r.requested_ips = vec![ip("2001:db8::1")];
     let err = w.assign(r).unwrap_err();
-    assert_eq!(err.reason(), RefusalReason::InvalidAnnotation);
+    assert_eq!(err.reason(), IpAllocatedReason::InvalidAnnotation);
     assert_eq!(
         err.to_string(),
         "requested address 2001:db8::1 is IPv6, but the SingleStack service serves IPv4"
@@ -577,7 +578,7 @@ fn sharing_overlapping_ports_get_their_own_address_or_a_conflict_when_requested(
     let mut c = shared("ns", "c", "k", &[443]);
     c.requested_ips = vec![ip("192.0.2.1")];
     let err = w.assign(c).unwrap_err();
-    assert_eq!(err.reason(), RefusalReason::SharingConflict);
+    assert_eq!(err.reason(), IpAllocatedReason::SharingConflict);
     assert_eq!(
         err.to_string(),
         "address 192.0.2.1 is shared under key \"k\" by service ns/b, which also uses port 443/TCP"
@@ -628,7 +629,7 @@ fn sharing_different_keys_or_no_key_never_share() {
     let mut d = shared("ns", "d", "other", &[82]);
     d.requested_ips = vec![ip("192.0.2.0")];
     let err = w.assign(d).unwrap_err();
-    assert_eq!(err.reason(), RefusalReason::RequestedIPUnavailable);
+    assert_eq!(err.reason(), IpAllocatedReason::RequestedIPUnavailable);
     assert!(
         err.to_string()
             .contains("shared under key \"k\"; this service's key is \"other\""),
@@ -921,7 +922,7 @@ fn pool_rule_change_invalidates_the_services_it_no_longer_selects() {
             .unwrap()
             .unwrap_err()
             .reason(),
-        RefusalReason::NoMatchingPool
+        IpAllocatedReason::NoMatchingPool
     );
 }
 
