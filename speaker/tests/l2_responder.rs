@@ -232,3 +232,30 @@ fn l2_malformed_frames_are_counted_and_the_responder_keeps_answering() {
     assert!(resolved_to(&seg, 1, V4, R1_MAC));
     assert!(resolved_to(&seg, 1, V6, R1_MAC));
 }
+
+#[test]
+fn l2_interface_mac_change_restarts_and_re_announces() {
+    let seg = Segment::new(&[1, 100]);
+    let r1 = NsResponder::start(&seg.hosts[0], AnnouncerConfig::default());
+    r1.own(&[V4, V6]);
+    assert!(resolved_to(&seg, 1, V4, R1_MAC));
+    assert!(resolved_to(&seg, 1, V6, R1_MAC));
+
+    // The MAC changes under the running task; the next link table (here: the harness
+    // re-scans before applying the same ownership) restarts it, and the restart announces
+    // the new MAC so the client's existing entries follow without asking.
+    let new_mac = "02:00:5e:10:00:51";
+    seg.hosts[0].ip(&["link", "set", "eth0", "address", new_mac]);
+    r1.own(&[V4, V6]);
+    let moved = poll(WAIT, || {
+        (neighbour(&seg.hosts[1], V4).as_deref() == Some(new_mac)
+            && neighbour(&seg.hosts[1], V6).as_deref() == Some(new_mac))
+        .then_some(())
+    });
+    assert!(
+        moved.is_some(),
+        "client entries: {:?} {:?}",
+        neighbour(&seg.hosts[1], V4),
+        neighbour(&seg.hosts[1], V6)
+    );
+}

@@ -8,15 +8,25 @@
 //! - [`announcer`]: the tokio driver, one task and one AF_PACKET socket per interface;
 //! - [`metrics`]: its counters.
 //!
-//! How the speaker core drives it (owner election in [`crate::election`]):
+//! How the speaker core drives it (owner election in [`crate::election`], liveness from
+//! [`crate::membership`]):
 //!
 //! ```text
-//! let links = interfaces::watch_links()?;              // live LinkTable
-//! let mut l2 = L2Announcer::new(config, L2Metrics::register(&mut registry), links.borrow().clone());
-//! on every change of (announcements, links):
-//!     owned = { ip → links.select(ip, &advertisement.interfaces) : ip this node owns }
-//!     l2.set_links(links.borrow().clone()); l2.set_owned(&owned);
+//! let mut links = interfaces::watch_links()?;          // watch::Receiver<Arc<LinkTable>>
+//! let metrics = L2Metrics::register(&mut registry);    // registry prefixed "ferrolb"
+//! let mut l2 = L2Announcer::new(AnnouncerConfig::default(), metrics, links.borrow().clone());
+//! whenever the announcements or `links` change:
+//!     let table = links.borrow_and_update().clone();
+//!     let owned: BTreeMap<IpAddr, Vec<InterfaceName>> = addresses this node owns
+//!         (election::owner(ip, eligible live nodes) == this node)
+//!         .map(|ip| (ip, table.select(ip, &advertisement_interfaces))).collect();
+//!     l2.set_links(table);                             // restarts tasks whose link changed
+//!     for e in l2.set_owned(&owned) { warn!(%e) }      // interfaces that could not be served
+//!     l2.serving()                                     // what is answered where: ServiceL2Status
 //! ```
+//!
+//! Both calls are synchronous and cheap when nothing changed (a diff per interface); they
+//! must run inside the tokio runtime, on a thread in the node's network namespace.
 
 pub mod announcer;
 pub mod arp;
