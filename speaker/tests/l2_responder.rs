@@ -259,3 +259,34 @@ fn l2_interface_mac_change_restarts_and_re_announces() {
         neighbour(&seg.hosts[1], V6)
     );
 }
+
+#[test]
+fn l2_periodic_reannouncement_when_enabled() {
+    let seg = Segment::new(&[1, 100]);
+    let config = AnnouncerConfig {
+        burst_count: 1,
+        reannounce: Some(Duration::from_millis(200)),
+        ..AnnouncerConfig::default()
+    };
+    let r1 = NsResponder::start(&seg.hosts[0], config);
+    r1.own(&[V4]);
+    // One burst announcement, then one every 200 ms for as long as the address is owned.
+    let sent = || L2Metrics::total(&r1.metrics.gratuitous_sent, "eth0", Protocol::Arp);
+    assert!(
+        poll(WAIT, || (sent() >= 4).then_some(())).is_some(),
+        "sent {}",
+        sent()
+    );
+    // Disowned: re-announcements stop (at most one already scheduled may be in flight).
+    r1.own(&[]);
+    let after = sent();
+    let deadline = std::time::Instant::now() + Duration::from_millis(600);
+    while std::time::Instant::now() < deadline {
+        assert!(
+            sent() <= after + 1,
+            "still announcing: {} after {after}",
+            sent()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
