@@ -53,11 +53,9 @@ pub fn require_root() -> Result<()> {
 }
 
 /// The directory of the Kubernetes binaries, building them on first use (about 15 minutes).
-pub fn k8s_dir(paths: &Paths, progress: &mut dyn FnMut(&str)) -> Result<PathBuf> {
+pub fn k8s_dir(paths: &Paths) -> Result<PathBuf> {
     let script = paths.repo.join("e2e/scripts/build-k8s.sh");
-    progress(
-        "Kubernetes binaries: e2e/scripts/build-k8s.sh (builds them once, about 15 minutes cold)",
-    );
+    // Quiet when the binaries are cached; while building, the script reports its progress.
     let out = cmd::output(
         Command::new("bash")
             .arg(&script)
@@ -201,7 +199,7 @@ pub fn up_locked(paths: &Paths, opts: &UpOptions, progress: &mut dyn FnMut(&str)
     routing::check_template(&paths.bird_node_template())?;
     let k8s_dir = match &opts.k8s_dir {
         Some(d) => d.clone(),
-        None => k8s_dir(paths, progress)?,
+        None => k8s_dir(paths)?,
     };
     cp::check_binaries(&k8s_dir)?;
 
