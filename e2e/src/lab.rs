@@ -115,10 +115,14 @@ fn controller_spec(paths: &Paths, bin_dir: &Path) -> ProcSpec {
         netns: None,
         program: bin_dir.join("ferrolb-controller"),
         args: vec![],
-        env: vec![(
-            "KUBECONFIG".into(),
-            paths.kubeconfig().display().to_string(),
-        )],
+        env: vec![
+            (
+                "KUBECONFIG".into(),
+                paths.kubeconfig().display().to_string(),
+            ),
+            // The root namespace is the machine's own: health and metrics on loopback only.
+            ("FERROLB_METRICS_ADDR".into(), "127.0.0.1:9401".into()),
+        ],
         log: paths.log(&Part::Controller),
     }
 }

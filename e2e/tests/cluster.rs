@@ -242,3 +242,124 @@ async fn nodes_never_answer_arp_for_service_addresses_themselves() {
         String::from_utf8_lossy(&service.stdout)
     );
 }
+
+/// gobgpd in a node namespace, standing in for ferrolb's speaker; killed when dropped.
+struct StandInSpeaker(std::process::Child);
+
+impl Drop for StandInSpeaker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn node_bird_template_takes_a_speakers_routes_and_passes_on_only_service_routes() {
+    let lab = Lab::exclusive().await;
+    let node = NodeId(3);
+    let dir = std::env::temp_dir().join(format!("ferrolb-standin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("gobgpd.toml");
+    // What a BGPPeer of examples/lab/ferrolb.yaml asks of the speaker: AS 64700 to the
+    // node's BIRD (AS 64600) at 127.0.0.1, dialling out only.
+    std::fs::write(
+        &config,
+        format!(
+            r#"[global.config]
+  as = 64700
+  router-id = "{id}"
+  port = -1
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "127.0.0.1"
+    peer-as = 64600
+  [neighbors.transport.config]
+    local-address = "127.0.0.1"
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv6-unicast"
+"#,
+            id = node.addr4()
+        ),
+    )
+    .unwrap();
+    let child = std::process::Command::new("ip")
+        .args(["netns", "exec", &node.netns(), "gobgpd", "-f"])
+        .arg(&config)
+        .args(["--api-hosts", "127.0.0.1:50051", "--log-level", "warn"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("gobgpd (Debian package gobgpd) runs");
+    let _speaker = StandInSpeaker(child);
+    poll(
+        "the speaker session at node3's BIRD",
+        Duration::from_secs(30),
+        || async {
+            let sessions =
+                ferrolb_e2e::routing::node_sessions(&lab.paths, node).map_err(|e| e.to_string())?;
+            match sessions.iter().find(|(name, _)| name == "ferrolb_speaker") {
+                Some((_, state)) if state == "Established" => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await
+    .unwrap();
+
+    let gobgp = |args: Vec<String>| {
+        let lab = &lab;
+        async move {
+            let mut argv = vec!["gobgp".to_string()];
+            argv.extend(args);
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            let out = lab.exec(&node.netns(), &argv).await.unwrap();
+            assert!(
+                out.status.success(),
+                "{argv:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    };
+    let a4 = node.addr4().to_string();
+    let a6 = node.addr6().to_string();
+    for (family, prefix, hop) in [
+        ("ipv4", "198.51.100.230/32", a4.as_str()),
+        ("ipv6", "2001:db8:198::230/128", a6.as_str()),
+        // Outside the service ranges: BIRD must keep it from the router.
+        ("ipv4", "203.0.113.99/32", a4.as_str()),
+    ] {
+        gobgp(
+            ["global", "rib", "-a", family, "add", prefix, "nexthop", hop]
+                .map(String::from)
+                .to_vec(),
+        )
+        .await;
+    }
+    wait_route_via(&lab, net("198.51.100.230/32"), &[node]).await;
+    wait_route_via(&lab, net("2001:db8:198::230/128"), &[node]).await;
+    let stray = lab.router_route(net("203.0.113.99/32")).await.unwrap();
+    assert!(
+        stray.is_none(),
+        "a non-service route reached the router: {stray:?}"
+    );
+
+    // At the node the speaker's route is a destination on the node, not an unreachable one.
+    let shown = ferrolb_e2e::routing::birdc(
+        &lab.paths,
+        Some(node),
+        &["show", "route", "for", "198.51.100.230"],
+    )
+    .unwrap();
+    assert!(
+        shown.contains("dev lo") && !shown.contains("unreachable"),
+        "{shown}"
+    );
+
+    drop(_speaker);
+    wait_route_via(&lab, net("198.51.100.230/32"), &[]).await;
+    std::fs::remove_dir_all(dir).ok();
+}
