@@ -20,13 +20,25 @@ want=(kube-apiserver kube-controller-manager kubectl etcd)
 have_all() { for b in "${want[@]}"; do [ -x "$out/$b" ] || return 1; done; }
 if have_all; then echo "$out"; exit 0; fi
 
+log() { echo "build-k8s: $*" >&2; }
+
+# Kubernetes 1.34 and etcd 3.6 need Go 1.24 or newer, and GOTOOLCHAIN=local forbids fetching one.
+GO_MIN=1.24
+if ! command -v go >/dev/null 2>&1; then
+  log "no Go toolchain on PATH: install Go $GO_MIN or newer (https://go.dev/dl/), then run this again"
+  exit 1
+fi
+go_have=$(go env GOVERSION | sed 's/^go//')
+if [ "$(printf '%s\n%s\n' "$GO_MIN" "$go_have" | sort -V | head -n1)" != "$GO_MIN" ]; then
+  log "Go $go_have is older than the $GO_MIN that Kubernetes $K8S_VERSION needs"
+  exit 1
+fi
+
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 jobs=${FERROLB_GO_JOBS:-2}
 work=$(mktemp -d "$cache/build.XXXXXX" 2>/dev/null || { mkdir -p "$cache"; mktemp -d "$cache/build.XXXXXX"; })
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$out.partial"
-
-log() { echo "build-k8s: $*" >&2; }
 
 # --- Kubernetes ---
 mkdir -p "$work/k8s" && cd "$work/k8s"

@@ -152,8 +152,9 @@ pub fn run(paths: &Paths) -> Result<()> {
     }
 
     print_sessions(paths, &topo);
-    show_bgp(paths, &st, &topo);
-    show_l2(paths, &st, &topo);
+    let (bgp, l2) = wait_ips(paths, &st);
+    show_bgp(&topo, bgp);
+    show_l2(&topo, l2);
     println!(
         "\nTry: kubectl --kubeconfig .lab/kubeconfig get svc; target/debug/lab status; \
          ip netns exec flb-client curl http://<EXTERNAL-IP>/; make lab-down when done."
@@ -175,21 +176,27 @@ fn print_sessions(paths: &Paths, topo: &Topology) {
     }
 }
 
-fn wait_ips(paths: &Paths, st: &State, svc: &str) -> Vec<IpAddr> {
-    poll_blocking(&format!("an EXTERNAL-IP for {svc}"), PATIENCE, || {
-        let ips = external_ips(paths, st, svc);
-        Ok(if ips.is_empty() {
-            Err("none".into())
+/// Both demo Services' addresses, waiting (together) until each has one or time is up.
+fn wait_ips(paths: &Paths, st: &State) -> (Vec<IpAddr>, Vec<IpAddr>) {
+    let both = || {
+        (
+            external_ips(paths, st, "demo-bgp"),
+            external_ips(paths, st, "demo-l2"),
+        )
+    };
+    poll_blocking("EXTERNAL-IPs for the demo Services", PATIENCE, || {
+        let (bgp, l2) = both();
+        Ok(if bgp.is_empty() || l2.is_empty() {
+            Err(String::new())
         } else {
-            Ok(ips)
+            Ok((bgp, l2))
         })
     })
-    .unwrap_or_default()
+    .unwrap_or_else(|_| both())
 }
 
-fn show_bgp(paths: &Paths, st: &State, topo: &Topology) {
+fn show_bgp(topo: &Topology, ips: Vec<IpAddr>) {
     println!("\n-- Service demo-bgp (pool lab-bgp, BGP) --");
-    let ips = wait_ips(paths, st, "demo-bgp");
     if ips.is_empty() {
         println!("no EXTERNAL-IP yet: the controller's allocation arrives with issue 5");
         return;
@@ -233,9 +240,8 @@ fn show_bgp(paths: &Paths, st: &State, topo: &Topology) {
     }
 }
 
-fn show_l2(paths: &Paths, st: &State, topo: &Topology) {
+fn show_l2(topo: &Topology, ips: Vec<IpAddr>) {
     println!("\n-- Service demo-l2 (pool lab-l2, L2) --");
-    let ips = wait_ips(paths, st, "demo-l2");
     if ips.is_empty() {
         println!("no EXTERNAL-IP yet: the controller's allocation arrives with issue 5");
         return;
