@@ -22,6 +22,28 @@ use crate::topology::{self as t, NodeId, RouterKind, Topology};
 /// How long a stopping process gets between SIGTERM and SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
+/// etcd and the API server are killed outright: their state is thrown away with the lab, and
+/// the API server's graceful shutdown drains watches for up to a minute.
+fn grace(part: Part) -> Duration {
+    match part {
+        Part::Etcd | Part::Apiserver => Duration::ZERO,
+        _ => STOP_GRACE,
+    }
+}
+
+/// Stops processes of the lab, each with its grace (zero ones first: no waiting on them).
+fn stop_parts(ids: &[(Part, procs::ProcId)]) {
+    let (now, gently): (Vec<_>, Vec<_>) = ids.iter().partition(|(p, _)| grace(*p).is_zero());
+    procs::stop_all(
+        &now.iter().map(|(_, id)| *id).collect::<Vec<_>>(),
+        Duration::ZERO,
+    );
+    procs::stop_all(
+        &gently.iter().map(|(_, id)| *id).collect::<Vec<_>>(),
+        STOP_GRACE,
+    );
+}
+
 /// Everything `lab up` needs to know.
 #[derive(Debug, Clone)]
 pub struct UpOptions {
@@ -71,7 +93,7 @@ pub fn k8s_dir(paths: &Paths) -> Result<PathBuf> {
 }
 
 fn check_tools(topo: &Topology, bin_dir: &Path) -> Result<()> {
-    let mut need = vec!["ip", "sysctl", "bird", "birdc", "openssl", "kill"];
+    let mut need = vec!["ip", "sysctl", "bird", "birdc", "openssl", "kill", "curl"];
     if topo.router == RouterKind::Frr {
         need.extend(["/usr/lib/frr/zebra", "/usr/lib/frr/bgpd", "vtysh"]);
     }
@@ -310,6 +332,14 @@ pub fn up_locked(paths: &Paths, opts: &UpOptions, progress: &mut dyn FnMut(&str)
         Part::Controller,
         controller_spec(paths, &opts.bin_dir),
     )?;
+    let mut ferrolb = vec![(Part::Controller, None, CONTROLLER_HEALTH)];
+    ferrolb.extend(
+        topo.node_ids()
+            .map(|n| (Part::Speaker(n), Some(n.netns()), SPEAKER_HEALTH)),
+    );
+    for (part, netns, url) in ferrolb {
+        wait_healthy(&st, part, netns.as_deref(), url)?;
+    }
 
     wait_sessions(
         paths,
@@ -318,6 +348,45 @@ pub fn up_locked(paths: &Paths, opts: &UpOptions, progress: &mut dyn FnMut(&str)
         Duration::from_secs(60),
     )?;
     Ok(st)
+}
+
+/// Where the lab's ferrolb processes answer /healthz (their default ports; the controller's
+/// moved to loopback by `controller_spec`).
+const CONTROLLER_HEALTH: &str = "http://127.0.0.1:9401/healthz";
+const SPEAKER_HEALTH: &str = "http://127.0.0.1:9402/healthz";
+
+/// Waits until a process answers its health endpoint; fails with its log if it exits.
+fn wait_healthy(st: &State, part: Part, netns: Option<&str>, url: &str) -> Result<()> {
+    crate::wait::poll_blocking(
+        &format!("{part} to answer {url}"),
+        Duration::from_secs(30),
+        || {
+            check_running(st, part)?;
+            let mut c = match netns {
+                Some(ns) => cmd::in_netns(ns, "curl"),
+                None => Command::new("curl"),
+            };
+            let out = cmd::output_any(c.args([
+                "-sS",
+                "--max-time",
+                "1",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                url,
+            ]))?;
+            let code = String::from_utf8_lossy(&out.stdout).into_owned();
+            Ok(if code == "200" {
+                Ok(())
+            } else {
+                Err(format!(
+                    "HTTP {code} {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
+            })
+        },
+    )
 }
 
 fn start_router(st: &mut State, paths: &Paths) -> Result<()> {
@@ -449,11 +518,11 @@ pub fn down_locked(paths: &Paths) -> Result<DownReport> {
                 .into_iter()
                 .partition(|(p, _)| matches!(p, Part::Etcd | Part::Apiserver));
             for group in [rest, control] {
-                let alive: Vec<_> = group.iter().filter(|(_, id)| procs::alive(*id)).collect();
-                procs::stop_all(
-                    &alive.iter().map(|(_, id)| *id).collect::<Vec<_>>(),
-                    STOP_GRACE,
-                );
+                let alive: Vec<_> = group
+                    .into_iter()
+                    .filter(|(_, id)| procs::alive(*id))
+                    .collect();
+                stop_parts(&alive);
                 report
                     .stopped
                     .extend(alive.iter().map(|(p, _)| p.to_string()));
@@ -571,19 +640,22 @@ pub fn kill(paths: &Paths, target: Target) -> Result<()> {
     let ids: Vec<_> = target
         .parts()
         .into_iter()
-        .filter_map(|p| st.procs.get_mut(&p).and_then(|proc_| proc_.id.take()))
+        .filter_map(|p| Some((p, st.procs.get_mut(&p)?.id.take()?)))
         .collect();
     if let Target::Node(n) = target {
         // A machine that dies says no goodbye: the links go first, then its processes are
         // killed outright (no BGP Cease, no last status update). The router notices by its
         // hold timer, Kubernetes by the missing Lease renewals.
         net::node_down(n)?;
-        procs::stop_all(&ids, Duration::ZERO);
+        procs::stop_all(
+            &ids.iter().map(|(_, id)| *id).collect::<Vec<_>>(),
+            Duration::ZERO,
+        );
         if !st.killed_nodes.contains(&n.0) {
             st.killed_nodes.push(n.0);
         }
     } else {
-        procs::stop_all(&ids, STOP_GRACE);
+        stop_parts(&ids);
     }
     st.save(paths)
 }
@@ -596,9 +668,9 @@ pub fn restart(paths: &Paths, target: Target) -> Result<()> {
     let parts = target.parts();
     let running: Vec<_> = parts
         .iter()
-        .filter_map(|p| st.procs.get_mut(p).and_then(|proc_| proc_.id.take()))
+        .filter_map(|p| Some((*p, st.procs.get_mut(p)?.id.take()?)))
         .collect();
-    procs::stop_all(&running, STOP_GRACE);
+    stop_parts(&running);
     if let Target::Node(n) = target {
         net::node_up(n)?;
         st.killed_nodes.retain(|&k| k != n.0);

@@ -97,7 +97,9 @@ enum Cmd {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let paths = cli.repo.map(Paths::new).unwrap_or_else(Paths::from_build);
-    let mut progress = |msg: &str| eprintln!("lab: {msg}");
+    let started = std::time::Instant::now();
+    let mut progress =
+        |msg: &str| eprintln!("lab: [{:5.1} s] {msg}", started.elapsed().as_secs_f64());
     match cli.command {
         Cmd::Up {
             nodes,
@@ -172,7 +174,13 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn hold(paths: &Paths, nodes: u8, router: RouterKind) -> anyhow::Result<()> {
-    let mut progress = |msg: &str| eprintln!("lab hold: {msg}");
+    let started = std::time::Instant::now();
+    let mut progress = |msg: &str| {
+        eprintln!(
+            "lab hold: [{:5.1} s] {msg}",
+            started.elapsed().as_secs_f64()
+        )
+    };
     lab::require_root()?;
     let _lock = MachineLock::acquire(|holder| {
         progress(&format!("waiting for the lab lock (held by {holder})"))
@@ -183,7 +191,6 @@ fn hold(paths: &Paths, nodes: u8, router: RouterKind) -> anyhow::Result<()> {
         bin_dir: harness::bin_dir(),
         k8s_dir: None,
     };
-    let started = std::time::Instant::now();
     let mut stdout = std::io::stdout();
     if let Err(e) = lab::up_locked(paths, &opts, &mut progress) {
         let cleanup = lab::down_locked(paths);
