@@ -436,7 +436,10 @@ impl Driver {
                     self.established_since = None;
                     self.resets += 1;
                     let reason = error.reason();
-                    warn!(peer = %self.peer, reason = reason.as_str(), error = %error, "bgp session down; retrying after backoff");
+                    // A wrong TCP MD5 password shows only as a connect that times out
+                    // (the peer's kernel drops unsigned or badly signed segments).
+                    let md5 = self.config.password.is_some();
+                    warn!(peer = %self.peer, reason = reason.as_str(), error = %error, tcp_md5 = md5, "bgp session down; retrying after backoff");
                     if let Some(m) = &self.metrics {
                         m.reset(reason);
                     }
