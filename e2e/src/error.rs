@@ -4,7 +4,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
     #[error(
-        "the lab needs root (it creates network namespaces and runs BIRD); run it as root, e.g. `sudo make lab`"
+        "the lab needs root (it creates network namespaces and runs BIRD); run it as root (e.g. `sudo make lab`, `sudo make test`)"
     )]
     NotRoot,
     #[error("cannot start `{command}`")]
