@@ -143,7 +143,10 @@ fn controller_spec(paths: &Paths, bin_dir: &Path) -> ProcSpec {
                 paths.kubeconfig().display().to_string(),
             ),
             // The root namespace is the machine's own: health and metrics on loopback only.
-            ("FERROLB_METRICS_ADDR".into(), "127.0.0.1:9401".into()),
+            (
+                "FERROLB_METRICS_ADDR".into(),
+                format!("127.0.0.1:{CONTROLLER_METRICS_PORT}"),
+            ),
         ],
         log: paths.log(&Part::Controller),
     }
@@ -230,6 +233,7 @@ pub fn up_locked(paths: &Paths, opts: &UpOptions, progress: &mut dyn FnMut(&str)
     cp::check_binaries(&k8s_dir)?;
 
     clean_leftovers(paths, progress)?;
+    check_ports_free()?;
     std::fs::create_dir_all(&paths.dir).map_err(|source| LabError::WriteFile {
         path: paths.dir.clone(),
         source,
@@ -267,6 +271,8 @@ pub fn up_locked(paths: &Paths, opts: &UpOptions, progress: &mut dyn FnMut(&str)
             .and(check_running(&st, Part::Apiserver))
             .and(Err(e))
     })?;
+    // Ready could also mean an API server on someone else's etcd: ours must be running.
+    check_running(&st, Part::Etcd)?;
     start(
         &mut st,
         paths,
@@ -352,6 +358,7 @@ pub fn up_locked(paths: &Paths, opts: &UpOptions, progress: &mut dyn FnMut(&str)
 
 /// Where the lab's ferrolb processes answer /healthz (their default ports; the controller's
 /// moved to loopback by `controller_spec`).
+const CONTROLLER_METRICS_PORT: u16 = 9401;
 const CONTROLLER_HEALTH: &str = "http://127.0.0.1:9401/healthz";
 const SPEAKER_HEALTH: &str = "http://127.0.0.1:9402/healthz";
 
@@ -387,6 +394,29 @@ fn wait_healthy(st: &State, part: Part, netns: Option<&str>, url: &str) -> Resul
             })
         },
     )
+}
+
+/// The root namespace's loopback ports the lab listens on. Another program on one of them
+/// would silently become part of the lab (an API server happily uses someone else's etcd).
+fn check_ports_free() -> Result<()> {
+    let ports = [
+        t::ETCD_CLIENT_PORT,
+        t::ETCD_PEER_PORT,
+        t::APISERVER_PORT,
+        t::CONTROLLER_MANAGER_PORT,
+        CONTROLLER_METRICS_PORT,
+    ];
+    for port in ports {
+        if let Err(e) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            let holder = cmd::run(Command::new("ss").args(["-Hltnp", &format!("sport = :{port}")]))
+                .unwrap_or_default();
+            return Err(LabError::Usage(format!(
+                "127.0.0.1:{port} is taken ({e}), the lab needs it: {}",
+                holder.trim()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn start_router(st: &mut State, paths: &Paths) -> Result<()> {
