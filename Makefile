@@ -49,8 +49,9 @@ lab-down:
 	$(CARGO) build --quiet -p ferrolb-e2e --bin lab
 	$(LAB) down
 
-# One lab at a time per machine: each test binary's lab waits for the previous one to go.
+# One lab at a time per machine: each test binary's lab waits for the previous one to go;
+# every binary runs even when one fails.
 # The final `lab down` waits for the last one and leaves nothing behind, pass or fail.
 e2e:
 	$(CARGO) build --bins
-	$(CARGO) test -p ferrolb-e2e; status=$$?; $(LAB) down; exit $$status
+	$(CARGO) test -p ferrolb-e2e --no-fail-fast; status=$$?; $(LAB) down; exit $$status

@@ -9,11 +9,8 @@ use crate::cmd;
 use crate::error::{LabError, Result};
 use crate::pki::Pki;
 use crate::procs::ProcSpec;
-use crate::state::{Part, Paths};
-use crate::topology::{
-    API_ADDR4, APISERVER_PORT, CLUSTER_IPS4, CLUSTER_IPS6, CONTROLLER_MANAGER_PORT,
-    ETCD_CLIENT_PORT, ETCD_PEER_PORT,
-};
+use crate::state::{Part, Paths, Ports};
+use crate::topology::{API_ADDR4, CLUSTER_IPS4, CLUSTER_IPS6};
 use crate::wait::poll_blocking;
 
 /// The controllers the lab runs: EndpointSlices from Pods; node health from Leases (and Pods
@@ -31,9 +28,9 @@ pub const CONTROLLERS: &[&str] = &[
     "clusterrole-aggregation-controller",
 ];
 
-pub fn etcd(k8s_dir: &Path, paths: &Paths) -> ProcSpec {
-    let client = format!("http://127.0.0.1:{ETCD_CLIENT_PORT}");
-    let peer = format!("http://127.0.0.1:{ETCD_PEER_PORT}");
+pub fn etcd(k8s_dir: &Path, paths: &Paths, ports: &Ports) -> ProcSpec {
+    let client = format!("http://127.0.0.1:{}", ports.etcd_client);
+    let peer = format!("http://127.0.0.1:{}", ports.etcd_peer);
     ProcSpec {
         netns: None,
         program: k8s_dir.join("etcd"),
@@ -54,18 +51,18 @@ pub fn etcd(k8s_dir: &Path, paths: &Paths) -> ProcSpec {
     }
 }
 
-pub fn apiserver(k8s_dir: &Path, paths: &Paths, pki: &Pki) -> ProcSpec {
+pub fn apiserver(k8s_dir: &Path, paths: &Paths, pki: &Pki, ports: &Ports) -> ProcSpec {
     let p = |p: &PathBuf| p.display().to_string();
     ProcSpec {
         netns: None,
         program: k8s_dir.join("kube-apiserver"),
         args: vec![
-            format!("--etcd-servers=http://127.0.0.1:{ETCD_CLIENT_PORT}"),
+            format!("--etcd-servers=http://127.0.0.1:{}", ports.etcd_client),
             // Loopback only; nodes come in through `lab apiproxy` at API_ADDR4, which is
             // what the `kubernetes` Service's endpoints name.
             "--bind-address=127.0.0.1".into(),
             format!("--advertise-address={API_ADDR4}"),
-            format!("--secure-port={APISERVER_PORT}"),
+            format!("--secure-port={}", ports.apiserver),
             format!("--tls-cert-file={}", p(&pki.apiserver_cert)),
             format!("--tls-private-key-file={}", p(&pki.apiserver_key)),
             format!("--client-ca-file={}", p(&pki.ca_cert)),
@@ -83,7 +80,7 @@ pub fn apiserver(k8s_dir: &Path, paths: &Paths, pki: &Pki) -> ProcSpec {
     }
 }
 
-pub fn controller_manager(k8s_dir: &Path, paths: &Paths) -> ProcSpec {
+pub fn controller_manager(k8s_dir: &Path, paths: &Paths, ports: &Ports) -> ProcSpec {
     ProcSpec {
         netns: None,
         program: k8s_dir.join("kube-controller-manager"),
@@ -95,7 +92,7 @@ pub fn controller_manager(k8s_dir: &Path, paths: &Paths) -> ProcSpec {
             "--node-monitor-grace-period=5s".into(),
             "--leader-elect=false".into(),
             "--bind-address=127.0.0.1".into(),
-            format!("--secure-port={CONTROLLER_MANAGER_PORT}"),
+            format!("--secure-port={}", ports.controller_manager),
             // Defaults of 20 QPS would make 10,000-Service benchmarks measure this instead.
             "--kube-api-qps=500".into(),
             "--kube-api-burst=1000".into(),

@@ -16,7 +16,7 @@ use crate::net;
 use crate::pki;
 use crate::procs::{self, ProcSpec};
 use crate::routing;
-use crate::state::{self, MachineLock, Part, Paths, Proc, State};
+use crate::state::{self, MachineLock, Part, Paths, Ports, Proc, State};
 use crate::topology::{self as t, NodeId, RouterKind, Topology};
 
 /// How long a stopping process gets between SIGTERM and SIGKILL.
@@ -132,7 +132,7 @@ fn speaker_spec(paths: &Paths, bin_dir: &Path, n: NodeId) -> ProcSpec {
     }
 }
 
-fn controller_spec(paths: &Paths, bin_dir: &Path) -> ProcSpec {
+fn controller_spec(paths: &Paths, bin_dir: &Path, metrics_port: u16) -> ProcSpec {
     ProcSpec {
         netns: None,
         program: bin_dir.join("ferrolb-controller"),
@@ -145,7 +145,7 @@ fn controller_spec(paths: &Paths, bin_dir: &Path) -> ProcSpec {
             // The root namespace is the machine's own: health and metrics on loopback only.
             (
                 "FERROLB_METRICS_ADDR".into(),
-                format!("127.0.0.1:{CONTROLLER_METRICS_PORT}"),
+                format!("127.0.0.1:{metrics_port}"),
             ),
         ],
         log: paths.log(&Part::Controller),
@@ -168,7 +168,7 @@ fn agent_spec(paths: &Paths, bin_dir: &Path, n: NodeId) -> ProcSpec {
     }
 }
 
-fn apiproxy_spec(paths: &Paths, bin_dir: &Path) -> ProcSpec {
+fn apiproxy_spec(paths: &Paths, bin_dir: &Path, apiserver_port: u16) -> ProcSpec {
     ProcSpec {
         netns: None,
         program: bin_dir.join("lab"),
@@ -179,7 +179,7 @@ fn apiproxy_spec(paths: &Paths, bin_dir: &Path) -> ProcSpec {
             "--listen".into(),
             format!("{}:{}", t::API_ADDR4, t::APISERVER_PORT),
             "--connect".into(),
-            format!("127.0.0.1:{}", t::APISERVER_PORT),
+            format!("127.0.0.1:{apiserver_port}"),
         ],
         env: vec![("RUST_LOG".into(), "info".into())],
         log: paths.log(&Part::ApiProxy),
@@ -233,18 +233,19 @@ pub fn up_locked(paths: &Paths, opts: &UpOptions, progress: &mut dyn FnMut(&str)
     cp::check_binaries(&k8s_dir)?;
 
     clean_leftovers(paths, progress)?;
-    check_ports_free()?;
     std::fs::create_dir_all(&paths.dir).map_err(|source| LabError::WriteFile {
         path: paths.dir.clone(),
         source,
     })?;
     state::set_owner(Some(&paths.dir))?;
+    let ports = Ports::pick()?;
     let mut st = State {
         nodes: topo.nodes,
         router: topo.router,
         repo: paths.repo.clone(),
         bin_dir: opts.bin_dir.clone(),
         k8s_dir: k8s_dir.clone(),
+        ports,
         procs: Default::default(),
         killed_nodes: vec![],
     };
@@ -255,16 +256,21 @@ pub fn up_locked(paths: &Paths, opts: &UpOptions, progress: &mut dyn FnMut(&str)
         topo.nodes, topo.router
     ));
     net::create(&topo)?;
-    let pki = pki::create(paths)?;
+    let pki = pki::create(paths, ports.apiserver)?;
     routing::write_configs(paths, &topo)?;
 
     progress("control plane: etcd, kube-apiserver, kube-controller-manager");
-    start(&mut st, paths, Part::Etcd, cp::etcd(&k8s_dir, paths))?;
+    start(
+        &mut st,
+        paths,
+        Part::Etcd,
+        cp::etcd(&k8s_dir, paths, &ports),
+    )?;
     start(
         &mut st,
         paths,
         Part::Apiserver,
-        cp::apiserver(&k8s_dir, paths, &pki),
+        cp::apiserver(&k8s_dir, paths, &pki, &ports),
     )?;
     cp::wait_apiserver_ready(&k8s_dir, paths, Duration::from_secs(90)).or_else(|e| {
         check_running(&st, Part::Etcd)
@@ -277,13 +283,13 @@ pub fn up_locked(paths: &Paths, opts: &UpOptions, progress: &mut dyn FnMut(&str)
         &mut st,
         paths,
         Part::ApiProxy,
-        apiproxy_spec(paths, &opts.bin_dir),
+        apiproxy_spec(paths, &opts.bin_dir, ports.apiserver),
     )?;
     start(
         &mut st,
         paths,
         Part::ControllerManager,
-        cp::controller_manager(&k8s_dir, paths),
+        cp::controller_manager(&k8s_dir, paths, &ports),
     )?;
     // A refused CRD must not hide the rest of the lab: the tests that need it fail and say
     // why, every other test still runs.
@@ -336,15 +342,12 @@ pub fn up_locked(paths: &Paths, opts: &UpOptions, progress: &mut dyn FnMut(&str)
         &mut st,
         paths,
         Part::Controller,
-        controller_spec(paths, &opts.bin_dir),
+        controller_spec(paths, &opts.bin_dir, ports.controller_metrics),
     )?;
-    let mut ferrolb = vec![(Part::Controller, None, CONTROLLER_HEALTH)];
-    ferrolb.extend(
-        topo.node_ids()
-            .map(|n| (Part::Speaker(n), Some(n.netns()), SPEAKER_HEALTH)),
-    );
-    for (part, netns, url) in ferrolb {
-        wait_healthy(&st, part, netns.as_deref(), url)?;
+    let controller_health = format!("http://127.0.0.1:{}/healthz", ports.controller_metrics);
+    wait_healthy(&st, Part::Controller, None, &controller_health)?;
+    for n in topo.node_ids() {
+        wait_healthy(&st, Part::Speaker(n), Some(&n.netns()), SPEAKER_HEALTH)?;
     }
 
     wait_sessions(
@@ -356,10 +359,8 @@ pub fn up_locked(paths: &Paths, opts: &UpOptions, progress: &mut dyn FnMut(&str)
     Ok(st)
 }
 
-/// Where the lab's ferrolb processes answer /healthz (their default ports; the controller's
-/// moved to loopback by `controller_spec`).
-const CONTROLLER_METRICS_PORT: u16 = 9401;
-const CONTROLLER_HEALTH: &str = "http://127.0.0.1:9401/healthz";
+/// Where the speakers answer /healthz (their default port, in their own namespaces); the
+/// controller's is on a picked loopback port (`controller_spec`).
 const SPEAKER_HEALTH: &str = "http://127.0.0.1:9402/healthz";
 
 /// Waits until a process answers its health endpoint; fails with its log if it exits.
@@ -394,29 +395,6 @@ fn wait_healthy(st: &State, part: Part, netns: Option<&str>, url: &str) -> Resul
             })
         },
     )
-}
-
-/// The root namespace's loopback ports the lab listens on. Another program on one of them
-/// would silently become part of the lab (an API server happily uses someone else's etcd).
-fn check_ports_free() -> Result<()> {
-    let ports = [
-        t::ETCD_CLIENT_PORT,
-        t::ETCD_PEER_PORT,
-        t::APISERVER_PORT,
-        t::CONTROLLER_MANAGER_PORT,
-        CONTROLLER_METRICS_PORT,
-    ];
-    for port in ports {
-        if let Err(e) = std::net::TcpListener::bind(("127.0.0.1", port)) {
-            let holder = cmd::run(Command::new("ss").args(["-Hltnp", &format!("sport = :{port}")]))
-                .unwrap_or_default();
-            return Err(LabError::Usage(format!(
-                "127.0.0.1:{port} is taken ({e}), the lab needs it: {}",
-                holder.trim()
-            )));
-        }
-    }
-    Ok(())
 }
 
 fn start_router(st: &mut State, paths: &Paths) -> Result<()> {

@@ -40,8 +40,8 @@ impl Pki {
 }
 
 /// The API server as the root namespace reaches it (the user's kubectl, tests, controller).
-pub fn apiserver_url() -> String {
-    format!("https://127.0.0.1:{APISERVER_PORT}")
+pub fn apiserver_url(port: u16) -> String {
+    format!("https://127.0.0.1:{port}")
 }
 
 /// The API server as the nodes reach it (agents, speakers): through `lab apiproxy`.
@@ -103,7 +103,7 @@ fn certificate(
 }
 
 /// Creates every key and certificate, `.lab/kubeconfig` and `.lab/kubeconfig-node`.
-pub fn create(paths: &Paths) -> Result<Pki> {
+pub fn create(paths: &Paths, apiserver_port: u16) -> Result<Pki> {
     let pki = Pki::at(paths);
     let dir = paths.pki();
     std::fs::create_dir_all(&dir).map_err(|source| crate::error::LabError::WriteFile {
@@ -156,7 +156,10 @@ pub fn create(paths: &Paths) -> Result<Pki> {
          extendedKeyUsage = clientAuth\nauthorityKeyIdentifier = keyid\n",
         ca,
     )?;
-    write_file(&paths.kubeconfig(), &kubeconfig(&pki, &apiserver_url()))?;
+    write_file(
+        &paths.kubeconfig(),
+        &kubeconfig(&pki, &apiserver_url(apiserver_port)),
+    )?;
     write_file(
         &paths.node_kubeconfig(),
         &kubeconfig(&pki, &apiserver_url_from_nodes()),

@@ -168,6 +168,43 @@ pub struct Proc {
     pub id: Option<ProcId>,
 }
 
+/// The lab's ports on the root namespace's loopback. Picked free at every `lab up`: a fixed
+/// port may be anybody's, and an API server would silently use a stranger's etcd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ports {
+    pub etcd_client: u16,
+    pub etcd_peer: u16,
+    pub apiserver: u16,
+    pub controller_manager: u16,
+    pub controller_metrics: u16,
+}
+
+impl Ports {
+    /// Distinct ports that are free now (the kernel hands them out; they are released at
+    /// once and taken by the lab's processes a moment later).
+    pub fn pick() -> Result<Ports> {
+        let listeners = (0..5)
+            .map(|_| std::net::TcpListener::bind(("127.0.0.1", 0)))
+            .collect::<std::io::Result<Vec<_>>>()
+            .and_then(|ls| {
+                ls.iter()
+                    .map(|l| Ok(l.local_addr()?.port()))
+                    .collect::<std::io::Result<Vec<u16>>>()
+            })
+            .map_err(|source| LabError::Lock {
+                path: "127.0.0.1 (picking free ports)".into(),
+                source,
+            })?;
+        Ok(Ports {
+            etcd_client: listeners[0],
+            etcd_peer: listeners[1],
+            apiserver: listeners[2],
+            controller_manager: listeners[3],
+            controller_metrics: listeners[4],
+        })
+    }
+}
+
 /// What `lab up` built; read back by every later command.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct State {
@@ -176,6 +213,7 @@ pub struct State {
     pub repo: PathBuf,
     pub bin_dir: PathBuf,
     pub k8s_dir: PathBuf,
+    pub ports: Ports,
     pub procs: BTreeMap<Part, Proc>,
     /// Nodes taken down with `lab kill node`.
     #[serde(default)]

@@ -44,13 +44,9 @@ pub const NODE_ASN: u32 = 64600;
 /// The AS ferrolb's speaker uses towards its node's BIRD (examples/lab/).
 pub const SPEAKER_ASN: u32 = 64700;
 
-/// The API server's port, on the root namespace's loopback and on API_ADDR4.
+/// The API server's port at API_ADDR4 (the forwarder's side, inside flb-router). The root
+/// namespace's loopback ports are picked free by each `lab up` (state::Ports).
 pub const APISERVER_PORT: u16 = 6443;
-/// etcd's client and peer ports, on loopback only.
-pub const ETCD_CLIENT_PORT: u16 = 23790;
-pub const ETCD_PEER_PORT: u16 = 23800;
-/// The controller-manager's health endpoint, on loopback only.
-pub const CONTROLLER_MANAGER_PORT: u16 = 10257;
 
 /// Namespaces the lab owns. Helpers' private test namespaces (`flb-bgpt-*`, `flb-l2t-*`)
 /// are never among them.
