@@ -496,3 +496,25 @@ mod agrees_with_the_parser {
         }
     }
 }
+
+/// The API server gives `string()` of an integer an unbounded cost estimate and then refuses
+/// the whole CRD (seen with Kubernetes 1.34); kube-cel does not estimate cost, so this guard
+/// keeps integer-to-string conversions out of every rule and message.
+#[test]
+fn no_rule_converts_an_integer_with_string() {
+    for (place, rule) in rules::ALL {
+        for text in [Some(rule.rule), rule.message_expression]
+            .into_iter()
+            .flatten()
+        {
+            let calls_string = text.match_indices("string(").any(|(at, _)| {
+                // `isString(` and the like are other functions; only a bare `string(` counts.
+                at == 0 || !text[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_')
+            });
+            assert!(
+                !calls_string,
+                "{place}: use '%d'.format([x]) instead of string(x): {text}"
+            );
+        }
+    }
+}
