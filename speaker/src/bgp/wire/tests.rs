@@ -768,8 +768,17 @@ pub(crate) mod strategies {
     }
 }
 
+/// 2000 cases, or `PROPTEST_CASES` to run longer (a stand-in for the fuzzer).
+fn cases() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    ProptestConfig::with_cases(cases)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(cases())]
 
     #[test]
     fn message_round_trip(message in strategies::message()) {
