@@ -479,11 +479,38 @@ enum Holder {
     Group(GroupId),
 }
 
+/// Per held address; packed into 8 bytes because there is one per address.
 #[derive(Clone, Copy, Debug)]
 struct Slot {
-    holder: Holder,
+    /// A [`Holder`]: a group id with [`GROUP_BIT`] set, else a service id.
+    packed: u32,
     /// The pool the address is attributed to (it lies in that pool).
     pool: PoolId,
+}
+
+const GROUP_BIT: u32 = 1 << 31;
+
+impl Slot {
+    fn new(holder: Holder, pool: PoolId) -> Self {
+        let mut s = Slot { packed: 0, pool };
+        s.set_holder(holder);
+        s
+    }
+
+    fn holder(&self) -> Holder {
+        if self.packed & GROUP_BIT != 0 {
+            Holder::Group(self.packed & !GROUP_BIT)
+        } else {
+            Holder::Service(self.packed)
+        }
+    }
+
+    fn set_holder(&mut self, holder: Holder) {
+        self.packed = match holder {
+            Holder::Service(id) => id,
+            Holder::Group(id) => id | GROUP_BIT,
+        };
+    }
 }
 
 #[derive(Debug)]
@@ -494,7 +521,8 @@ struct FamilyState<T> {
     expiry: BTreeSet<(Instant, T)>,
     /// Runs of held ∪ recent addresses.
     runs: RunSet<T>,
-    /// The same with `.0`/`.255` bridged, for `avoidBuggyIPs` pools (IPv4 only).
+    /// The same with `.0`/`.255` bridged, for `avoidBuggyIPs` pools: kept (IPv4 only) while
+    /// such a pool exists, so nobody else pays for its upkeep.
     bridged: Option<RunSet<T>>,
 }
 
@@ -505,7 +533,7 @@ impl<T: PoolBits> FamilyState<T> {
             recent: BTreeMap::new(),
             expiry: BTreeSet::new(),
             runs: RunSet::new(false),
-            bridged: (T::FAMILY == Family::V4).then(|| RunSet::new(true)),
+            bridged: None,
         }
     }
 
@@ -542,7 +570,8 @@ struct Stored {
     namespace_labels: Arc<Labels>,
     policy: IpFamilyPolicy,
     families: [Option<Family>; 2],
-    ports: Box<[ServicePort]>,
+    /// The first two ports; more (rare) live in `extras`.
+    ports: [Option<ServicePort>; 2],
     extras: Option<Box<Extras>>,
 }
 
@@ -553,6 +582,7 @@ struct Extras {
     requested_pool: Option<PoolName>,
     sharing: Option<SharingKey>,
     local: Option<Labels>,
+    more_ports: Vec<ServicePort>,
 }
 
 static NO_LABELS: Labels = BTreeMap::new();
@@ -571,19 +601,28 @@ impl Stored {
             TrafficPolicy::Cluster => None,
             TrafficPolicy::Local { pod_selector } => Some(pod_selector),
         };
+        let mut ports = [None, None];
+        let mut more_ports = Vec::new();
+        for (i, p) in r.ports.into_iter().enumerate() {
+            match ports.get_mut(i) {
+                Some(slot) => *slot = Some(p),
+                None => more_ports.push(p),
+            }
+        }
         let extras = Extras {
             labels: r.labels,
             requested: r.requested_ips,
             requested_pool: r.requested_pool,
             sharing: r.sharing_key,
             local,
+            more_ports,
         };
         let stored = Stored {
             created: r.created,
             namespace_labels: r.namespace_labels,
             policy: r.ip_family_policy,
             families,
-            ports: r.ports.into_boxed_slice(),
+            ports,
             extras: (extras != Extras::default()).then(|| Box::new(extras)),
         };
         (r.key, stored)
@@ -601,12 +640,17 @@ impl Stored {
             requested_ips: x.requested,
             requested_pool: x.requested_pool,
             sharing_key: x.sharing,
-            ports: self.ports.to_vec(),
+            ports: self.ports().collect(),
             traffic_policy: match x.local {
                 None => TrafficPolicy::Cluster,
                 Some(pod_selector) => TrafficPolicy::Local { pod_selector },
             },
         }
+    }
+
+    fn ports(&self) -> impl Iterator<Item = ServicePort> + '_ {
+        let more = self.extras.as_ref().map_or(&[][..], |x| &x.more_ports[..]);
+        self.ports.iter().flatten().chain(more).copied()
     }
 
     fn labels(&self) -> &Labels {
@@ -1056,16 +1100,32 @@ impl Allocator {
         };
         let change = self.revalidate(&affected, now);
         self.recount(id);
+        self.sync_bridged();
         change
+    }
+
+    /// Keeps the bridged run set exactly while some pool avoids buggy IPv4 addresses.
+    fn sync_bridged(&mut self) {
+        let needed = self
+            .pools
+            .iter()
+            .any(|(_, p)| p.spec.avoid_buggy_ips && !p.spec.ranges.v4.is_empty());
+        match (needed, self.v4.bridged.is_some()) {
+            (true, false) => self.v4.bridged = Some(RunSet::bridged_from(&self.v4.runs)),
+            (false, true) => self.v4.bridged = None,
+            _ => {}
+        }
     }
 
     /// Deletes a pool; Services left without a usable pool for their address lose it.
     pub fn remove_pool(&mut self, name: &PoolName, now: Instant) -> PoolChange {
         self.expire(now);
-        match self.pools.remove(name) {
+        let change = match self.pools.remove(name) {
             Some((_, old)) => self.revalidate(&old.spec.ranges, now),
             None => PoolChange::default(),
-        }
+        };
+        self.sync_bridged();
+        change
     }
 
     /// Assigned and available addresses of a pool, per family.
@@ -1096,11 +1156,11 @@ impl Allocator {
         let (key, stored) = Stored::from_request(request);
         let (id, before) = match self.services.find(&key) {
             Some(id) => {
-                let before = self.addresses(id);
+                let before = self.raw_addresses(id);
                 self.services.get_mut(id).req = stored;
                 (id, before)
             }
-            None => (self.services.insert(&key, stored), Vec::new()),
+            None => (self.services.insert(&key, stored), [None, None]),
         };
         self.converge(id, before, now)
     }
@@ -1114,7 +1174,7 @@ impl Allocator {
     ) -> Option<Result<Assignment, Refusal>> {
         self.expire(now);
         let id = self.services.find(key)?;
-        Some(self.converge(id, self.addresses(id), now))
+        Some(self.converge(id, self.raw_addresses(id), now))
     }
 
     /// Forgets a Service and frees its addresses (shared ones once their last user goes).
@@ -1154,7 +1214,7 @@ impl Allocator {
             IpAddr::V4(a) => self.v4.owner.get(&u32::from(a)).copied(),
             IpAddr::V6(a) => self.v6.owner.get(&u128::from(a)).copied(),
         };
-        let mut v: Vec<ServiceKey> = match slot.map(|s| s.holder) {
+        let mut v: Vec<ServiceKey> = match slot.map(|s| s.holder()) {
             None => Vec::new(),
             Some(Holder::Service(s)) => vec![self.services.get(s).service_key()],
             Some(Holder::Group(g)) => self
@@ -1204,6 +1264,7 @@ impl Allocator {
         self.v4 = FamilyState::new();
         self.v6 = FamilyState::new();
         self.unsatisfied.clear();
+        self.sync_bridged();
         let ids: Vec<PoolId> = self.pools.iter().map(|(id, _)| id).collect();
         for id in ids {
             if let Some(p) = self.pools.get_mut(id) {
@@ -1211,12 +1272,18 @@ impl Allocator {
                 p.assigned = [0; 2];
             }
         }
-        let mut existing = existing;
-        existing.sort_by(|a, b| {
-            (a.request.created, &a.request.key).cmp(&(b.request.created, &b.request.key))
+        // Oldest first; sorting indices moves 4 bytes per step instead of whole requests.
+        let mut order: Vec<u32> = (0..existing.len() as u32).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (&existing[a as usize].request, &existing[b as usize].request);
+            (a.created, &a.key).cmp(&(b.created, &b.key))
         });
+        let mut existing: Vec<Option<ExistingService>> = existing.into_iter().map(Some).collect();
         let mut report = LoadReport::default();
-        for ex in existing {
+        for ex in order
+            .into_iter()
+            .filter_map(|i| existing[i as usize].take())
+        {
             let (key, stored) = Stored::from_request(ex.request);
             if self.services.find(&key).is_some() {
                 for ip in ex.addresses {
@@ -1285,38 +1352,40 @@ impl Allocator {
         }
     }
 
-    fn addresses(&self, id: SvcId) -> Vec<AssignedAddress> {
+    /// The Service's addresses with their pools, in family order, without allocating.
+    fn raw_addresses(&self, id: SvcId) -> [Option<(IpAddr, PoolId)>; 2] {
         let e = self.services.get(id);
-        let order = match e.req.primary() {
-            Family::V6 => [Family::V6, Family::V4],
-            Family::V4 => [Family::V4, Family::V6],
-        };
-        let mut out = Vec::with_capacity(2);
-        for f in order {
-            let found = match f {
-                Family::V4 => e.v4.and_then(|a| {
-                    self.v4
-                        .owner
-                        .get(&u32::from(a))
-                        .map(|s| (IpAddr::V4(a), s.pool))
-                }),
-                Family::V6 => e.v6.and_then(|a| {
-                    self.v6
-                        .owner
-                        .get(&u128::from(a))
-                        .map(|s| (IpAddr::V6(a), s.pool))
-                }),
-            };
-            if let Some((ip, pool)) = found {
-                let pool = self
+        let v4 = e.v4.and_then(|a| {
+            self.v4
+                .owner
+                .get(&u32::from(a))
+                .map(|s| (IpAddr::V4(a), s.pool))
+        });
+        let v6 = e.v6.and_then(|a| {
+            self.v6
+                .owner
+                .get(&u128::from(a))
+                .map(|s| (IpAddr::V6(a), s.pool))
+        });
+        match e.req.primary() {
+            Family::V6 => [v6, v4],
+            Family::V4 => [v4, v6],
+        }
+    }
+
+    fn addresses(&self, id: SvcId) -> Vec<AssignedAddress> {
+        self.raw_addresses(id)
+            .into_iter()
+            .flatten()
+            .map(|(ip, pool)| AssignedAddress {
+                ip,
+                pool: self
                     .pools
                     .name(pool)
                     .cloned()
-                    .unwrap_or_else(|| PoolName(String::new()));
-                out.push(AssignedAddress { ip, pool });
-            }
-        }
-        out
+                    .unwrap_or_else(|| PoolName(String::new())),
+            })
+            .collect()
     }
 
     fn expire(&mut self, now: Instant) {
@@ -1395,7 +1464,7 @@ impl Allocator {
         let Some(slot) = T::state(self).owner.get(&x).copied() else {
             return;
         };
-        match slot.holder {
+        match slot.holder() {
             Holder::Service(_) => self.unhold(x, now),
             Holder::Group(g) => {
                 let group = self.groups.get_mut(g);
@@ -1442,9 +1511,9 @@ impl Allocator {
             return Err(ShareProblem::Traffic);
         }
         for &m in g.members.iter().filter(|m| **m != id) {
-            let other = &self.services.get(m).req.ports;
-            if let Some(p) = e.req.ports.iter().find(|p| other.contains(p)) {
-                return Err(ShareProblem::Port(*p, m));
+            let other = &self.services.get(m).req;
+            if let Some(p) = e.req.ports().find(|p| other.ports().any(|o| o == *p)) {
+                return Err(ShareProblem::Port(p, m));
             }
         }
         Ok(())
@@ -1481,7 +1550,7 @@ impl Allocator {
     fn converge(
         &mut self,
         id: SvcId,
-        before: Vec<AssignedAddress>,
+        before: [Option<(IpAddr, PoolId)>; 2],
         now: Instant,
     ) -> Result<Assignment, Refusal> {
         let result = self.converge_inner(id, now);
@@ -1490,10 +1559,11 @@ impl Allocator {
         } else {
             self.unsatisfied.insert(id);
         }
-        let addresses = self.addresses(id);
+        let flat = |a: [Option<(IpAddr, PoolId)>; 2]| a.into_iter().flatten();
+        let changed = !flat(before).eq(flat(self.raw_addresses(id)));
         result.map(|unmet| Assignment {
-            changed: before != addresses,
-            addresses,
+            changed,
+            addresses: self.addresses(id),
             unmet,
         })
     }
@@ -1556,7 +1626,7 @@ impl Allocator {
         let valid = wanted.has(f)
             && wanted.requested(f).is_none_or(|r| r == x.to_ip())
             && self.usable_pool(e, x, &[]).is_some()
-            && match slot.holder {
+            && match slot.holder() {
                 Holder::Service(_) => true,
                 Holder::Group(g) => {
                     let group = self.groups.get(g);
@@ -1570,7 +1640,7 @@ impl Allocator {
         // Alone on its address, the Service's holder follows its own sharing settings.
         let sharing = e.req.sharing().cloned();
         let local = e.req.local().cloned();
-        match (slot.holder, sharing) {
+        match (slot.holder(), sharing) {
             (Holder::Service(_), None) => {}
             (Holder::Service(_), Some(key)) => {
                 let g = self.groups.create(Group {
@@ -1580,13 +1650,13 @@ impl Allocator {
                     members: vec![id],
                 });
                 if let Some(s) = T::state_mut(self).owner.get_mut(&x) {
-                    s.holder = Holder::Group(g);
+                    s.set_holder(Holder::Group(g));
                 }
             }
             (Holder::Group(g), None) => {
                 self.groups.delete(g);
                 if let Some(s) = T::state_mut(self).owner.get_mut(&x) {
-                    s.holder = Holder::Service(id);
+                    s.set_holder(Holder::Service(id));
                 }
             }
             (Holder::Group(g), Some(key)) => {
@@ -1609,7 +1679,7 @@ impl Allocator {
             let Some(pool) = self.usable_pool(e, x, &[]) else {
                 return Err(Refusal::RequestedIpNotInPool { ip });
             };
-            return match T::state(self).owner.get(&x).map(|s| s.holder) {
+            return match T::state(self).owner.get(&x).map(|s| s.holder()) {
                 None => Ok(Plan::Take { x, pool }),
                 Some(Holder::Service(other)) => Err(Refusal::RequestedIpInUse {
                     ip,
@@ -1626,13 +1696,19 @@ impl Allocator {
                 }
             };
         }
-        // Automatic: candidate pools in choice order.
-        let candidates: Vec<PoolId> = match e.req.requested_pool() {
+        // Automatic: candidate pools in choice order, searched lazily (most allocations end
+        // in the first pool with room).
+        let candidates = || {
+            self.pools
+                .in_order()
+                .filter(|(_, p)| p.spec.auto_assign && !T::ranges(&p.spec).is_empty())
+                .filter(|(_, p)| selected_by(p, e))
+                .map(|(id, _)| id)
+        };
+        let requested_pool = match e.req.requested_pool() {
             Some(rp) => {
-                let Some(pid) = self.pools.id(rp) else {
-                    return Err(Refusal::RequestedPoolMissing { pool: rp.clone() });
-                };
-                let Some(pool) = self.pools.get(pid) else {
+                let pid = self.pools.id(rp);
+                let Some(pool) = pid.and_then(|pid| self.pools.get(pid)) else {
                     return Err(Refusal::RequestedPoolMissing { pool: rp.clone() });
                 };
                 if !selected_by(pool, e) {
@@ -1644,19 +1720,15 @@ impl Allocator {
                         family,
                     });
                 }
-                vec![pid]
+                pid
             }
-            None => self
-                .pools
-                .in_order()
-                .filter(|(_, p)| p.spec.auto_assign && !T::ranges(&p.spec).is_empty())
-                .filter(|(_, p)| selected_by(p, e))
-                .map(|(id, _)| id)
-                .collect(),
+            None => {
+                if candidates().next().is_none() {
+                    return Err(Refusal::NoPoolForFamily { family });
+                }
+                None
+            }
         };
-        if candidates.is_empty() {
-            return Err(Refusal::NoPoolForFamily { family });
-        }
         if let Some(key) = e.req.sharing() {
             let mut best: Option<(u32, T, GroupId)> = None;
             for &g in self.groups.by_key.get(key).into_iter().flatten() {
@@ -1679,12 +1751,18 @@ impl Allocator {
                 return Ok(Plan::Join { group });
             }
         }
-        for &pid in &candidates {
+        let mut tried = Vec::new();
+        let pools: Box<dyn Iterator<Item = PoolId> + '_> = match requested_pool {
+            Some(pid) => Box::new(std::iter::once(pid)),
+            None => Box::new(candidates()),
+        };
+        for pid in pools {
             if let Some(x) = self.lowest_free::<T>(pid) {
                 return Ok(Plan::Take { x, pool: pid });
             }
+            tried.push(pid);
         }
-        let pools = candidates
+        let pools = tried
             .iter()
             .filter_map(|p| self.pools.name(*p).cloned())
             .collect();
@@ -1700,17 +1778,19 @@ impl Allocator {
         }
         let st = T::state(self);
         let avoid = pool.avoids_buggy::<T>();
-        let runs = match (&st.bridged, avoid) {
-            (Some(b), true) => b,
-            _ => &st.runs,
-        };
+        let bridged = if avoid { st.bridged.as_ref() } else { None };
+        let runs = bridged.unwrap_or(&st.runs);
+        // Only if the bridged set were missing would buggy addresses need skipping here.
+        let skip_buggy = avoid && bridged.is_none();
         let ranges: &IntervalSet<T> = T::ranges(&pool.spec);
         for iv in ranges.intervals() {
-            if let Some(x) = runs
-                .first_free_at_or_after(iv.start)
-                .filter(|x| *x <= iv.end)
-            {
-                return Some(x);
+            let mut from = iv.start;
+            while let Some(x) = runs.first_free_at_or_after(from).filter(|x| *x <= iv.end) {
+                if !(skip_buggy && x.is_buggy()) {
+                    return Some(x);
+                }
+                let Some(n) = x.next() else { break };
+                from = n;
             }
         }
         for iv in ranges.intervals() {
@@ -1738,7 +1818,7 @@ impl Allocator {
                     }
                     None => Holder::Service(id),
                 };
-                self.hold(x, Slot { holder, pool });
+                self.hold(x, Slot::new(holder, pool));
                 T::set_held(self.services.get_mut(id), Some(x));
             }
             Plan::Join { group } => {
@@ -1776,7 +1856,7 @@ impl Allocator {
         let pool = hint
             .filter(|h| self.pools.get(*h).is_some_and(|p| p.contains(x)))
             .unwrap_or(usable);
-        let plan = match T::state(self).owner.get(&x).map(|s| s.holder) {
+        let plan = match T::state(self).owner.get(&x).map(|s| s.holder()) {
             None => Plan::Take { x, pool },
             Some(Holder::Service(other)) => {
                 return Err(InvalidAddress::HeldByOlder {
@@ -1848,7 +1928,7 @@ impl Allocator {
             .flat_map(|iv| st.owner.range(iv.start..=iv.end).map(|(x, s)| (*x, *s)))
             .collect();
         for (x, slot) in held {
-            let members = match slot.holder {
+            let members = match slot.holder() {
                 Holder::Service(s) => vec![s],
                 Holder::Group(g) => self.groups.get(g).members.clone(),
             };
@@ -1867,7 +1947,7 @@ impl Allocator {
             let Some(slot) = T::state(self).owner.get(&x).copied() else {
                 continue;
             };
-            let members = match slot.holder {
+            let members = match slot.holder() {
                 Holder::Service(s) => vec![s],
                 Holder::Group(g) => self.groups.get(g).members.clone(),
             };

@@ -128,6 +128,35 @@ impl<T: Bits> RunSet<T> {
         }
     }
 
+    /// The bridged run set for the same occupied addresses as the plain set `plain`: each
+    /// run grown over its buggy neighbours (at most two each side), touching runs merged.
+    /// Costs the number of runs, not of addresses.
+    pub(crate) fn bridged_from(plain: &RunSet<T>) -> Self {
+        let mut out = RunSet::new(true);
+        let mut last: Option<(T, T)> = None;
+        for (&s, &e) in &plain.runs {
+            let (mut s, mut e) = (s, e);
+            while let Some(p) = s.prev().filter(|p| p.is_buggy()) {
+                s = p;
+            }
+            while let Some(n) = e.next().filter(|n| n.is_buggy()) {
+                e = n;
+            }
+            last = match last {
+                Some((ls, le)) if le.next().is_none_or(|n| s <= n) => Some((ls, le.max(e))),
+                Some((ls, le)) => {
+                    out.runs.insert(ls, le);
+                    Some((s, e))
+                }
+                None => Some((s, e)),
+            };
+        }
+        if let Some((ls, le)) = last {
+            out.runs.insert(ls, le);
+        }
+        out
+    }
+
     #[cfg(test)]
     pub(crate) fn runs(&self) -> Vec<(T, T)> {
         self.runs.iter().map(|(s, e)| (*s, *e)).collect()
@@ -219,21 +248,27 @@ mod tests {
             prop_oneof![(0u32..600).prop_map(Op::Insert), (0u32..600).prop_map(Op::Remove)], 0..60)
         ) {
             let mut r = RunSet::<u32>::new(bridge);
+            let mut plain = RunSet::<u32>::new(false);
             let mut occupied = BTreeSet::new();
             for op in ops {
                 match op {
                     Op::Insert(a) => {
                         if occupied.insert(a) {
                             r.insert(a);
+                            plain.insert(a);
                         }
                     }
                     Op::Remove(a) => {
                         if occupied.remove(&a) {
                             r.remove(a, |s, e| occupied.range(s..=e).next().is_some());
+                            plain.remove(a, |s, e| occupied.range(s..=e).next().is_some());
                         }
                     }
                 }
                 prop_assert_eq!(r.runs(), naive_runs(&occupied, bridge, 0, 700));
+                if bridge {
+                    prop_assert_eq!(RunSet::bridged_from(&plain).runs(), r.runs());
+                }
             }
             for x in 0..650 {
                 let taken = |y: &u32| occupied.contains(y) || (bridge && y.is_buggy());
