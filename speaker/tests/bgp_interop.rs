@@ -240,6 +240,30 @@ fn md5(kind: PeerKind) {
     wait_for_prefixes(&daemon, ROUTES, SETUP);
 }
 
+/// The session itself over IPv6, still carrying both families.
+#[test]
+fn bird_over_ipv6_transport() {
+    let lab = Lab::new();
+    let mut opts = PeerOptions::new(PeerKind::Bird);
+    opts.ipv6_transport = true;
+    let daemon = PeerDaemon::start(&lab, opts.clone());
+    let mut host = lab.start_speaker(None);
+    let config = peer_config(&opts);
+    let key = config.peer;
+    host.set_routes(key, routes(ROUTES, true));
+    host.set_peers(vec![config]);
+    established(&host, &daemon, key);
+    let seen = wait_for_prefixes(&daemon, ROUTES, SETUP);
+    assert_eq!(
+        seen[&"2001:db8:1::10/128".parse().unwrap()].next_hop,
+        SPEAKER_V6
+    );
+    assert_eq!(
+        seen[&"198.51.100.10/32".parse().unwrap()].next_hop,
+        SPEAKER_V4
+    );
+}
+
 macro_rules! per_peer {
     ($($name:ident),*) => {
         mod bird { use super::*; $(#[test] fn $name() { super::$name(PeerKind::Bird) })* }

@@ -122,3 +122,37 @@ impl PeerConfig {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_follows_session_type_and_multihop() {
+        let peer = PeerKey::new("192.0.2.1".parse().unwrap(), 179);
+        let mut c = PeerConfig::new(peer, 65001, 65000, "192.0.2.2".parse().unwrap());
+        assert_eq!(c.ttl(), Some(1));
+        c.ebgp_multihop = Some(2);
+        assert_eq!(c.ttl(), Some(2));
+        c.peer_as = 65001;
+        c.ebgp_multihop = None;
+        assert_eq!(c.ttl(), None);
+    }
+
+    #[test]
+    fn hold_time_is_zero_or_at_least_three() {
+        let peer = PeerKey::new("192.0.2.1".parse().unwrap(), 179);
+        let mut c = PeerConfig::new(peer, 65001, 65000, "192.0.2.2".parse().unwrap());
+        for (secs, want) in [(0, 0), (1, 3), (2, 3), (90, 90), (1_000_000, u16::MAX)] {
+            c.hold_time = Duration::from_secs(secs);
+            assert_eq!(c.hold_time_secs(), want);
+        }
+    }
+
+    #[test]
+    fn password_is_never_printed() {
+        let p = Password::new("hunter2");
+        assert!(!format!("{p:?}").contains("hunter2"));
+    }
+}

@@ -343,6 +343,8 @@ pub struct PeerOptions {
     pub password: Option<String>,
     pub graceful_restart: bool,
     pub hold_time: u16,
+    /// The session runs over IPv6 (2001:db8::2 to 2001:db8::1); BIRD only.
+    pub ipv6_transport: bool,
 }
 
 impl PeerOptions {
@@ -354,6 +356,7 @@ impl PeerOptions {
             password: None,
             graceful_restart: true,
             hold_time: 90,
+            ipv6_transport: false,
         }
     }
 }
@@ -729,13 +732,18 @@ fn bird_config(o: &PeerOptions) -> String {
         .map(|p| format!("password \"{p}\";"))
         .unwrap_or_default();
     let gr = if o.graceful_restart { "on" } else { "off" };
+    let (local_addr, neighbor) = if o.ipv6_transport {
+        ("2001:db8::1", SPEAKER_V6)
+    } else {
+        (PEER_V4, SPEAKER_V4)
+    };
     format!(
         r#"router id {PEER_V4};
 protocol device {{}}
 protocol direct {{ ipv4; ipv6; }}
 protocol bgp speaker {{
-  local {PEER_V4} as {local};
-  neighbor 192.0.2.2 as {remote};
+  local {local_addr} as {local};
+  neighbor {neighbor} as {remote};
   passive on;
   hold time {hold};
   graceful restart {gr};
@@ -814,6 +822,10 @@ pub fn peer_config(opts: &PeerOptions) -> PeerConfig {
     c.connect_retry_max = Duration::from_secs(4);
     c.connect_timeout = Duration::from_secs(3);
     c.source_address = Some(SPEAKER_V4.parse().unwrap());
+    if opts.ipv6_transport {
+        c.peer = PeerKey::new("2001:db8::1".parse().unwrap(), 179);
+        c.source_address = Some(SPEAKER_V6.parse().unwrap());
+    }
     c
 }
 

@@ -302,4 +302,4 @@ impl<'a> Reader<'a> {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests;
+pub(crate) mod tests;

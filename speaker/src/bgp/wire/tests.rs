@@ -827,7 +827,7 @@ proptest! {
 
 /// netgauze-bgp-pkt, an independent implementation, must decode what we encode; where it
 /// re-encodes the same bytes it also understood every field.
-mod netgauze {
+pub(crate) mod netgauze {
     use std::collections::HashMap;
 
     use netgauze_bgp_pkt::BgpMessage;
