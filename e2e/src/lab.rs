@@ -132,6 +132,32 @@ fn speaker_spec(paths: &Paths, bin_dir: &Path, n: NodeId) -> ProcSpec {
     }
 }
 
+/// The namespace and Secret the speakers read their membership key from (their defaults).
+pub const FERROLB_NAMESPACE: &str = "ferrolb-system";
+pub const MEMBERSHIP_SECRET: &str = "ferrolb-membership";
+
+/// Creates the speakers' membership key: 32 random bytes, written as hex text.
+fn membership_secret(paths: &Paths, st: &State) -> Result<()> {
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .map_err(|source| LabError::ReadFile {
+            path: "/dev/urandom".into(),
+            source,
+        })?;
+    let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let yaml = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {FERROLB_NAMESPACE}\n---\n\
+         apiVersion: v1\nkind: Secret\nmetadata:\n  name: {MEMBERSHIP_SECRET}\n  namespace: {FERROLB_NAMESPACE}\n\
+         stringData:\n  key: {key}\n"
+    );
+    cmd::run_with_input(
+        cp::kubectl(&st.k8s_dir, paths).args(["apply", "-f", "-"]),
+        &yaml,
+    )
+    .map(drop)
+}
+
 fn controller_spec(paths: &Paths, bin_dir: &Path, metrics_port: u16) -> ProcSpec {
     ProcSpec {
         netns: None,
@@ -330,6 +356,7 @@ pub fn up_locked(paths: &Paths, opts: &UpOptions, progress: &mut dyn FnMut(&str)
     })?;
 
     progress("ferrolb: controller and a speaker per node");
+    membership_secret(paths, &st)?;
     for n in topo.node_ids() {
         start(
             &mut st,

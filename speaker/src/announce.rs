@@ -85,6 +85,20 @@ pub enum NotAnnounced {
 }
 
 impl NotAnnounced {
+    pub const ALL: [NotAnnounced; 11] = [
+        NotAnnounced::NotInPool,
+        NotAnnounced::NoAdvertisement,
+        NotAnnounced::NodeUnknown,
+        NotAnnounced::NodeExcluded,
+        NotAnnounced::NetworkUnavailable,
+        NotAnnounced::SpeakerNotLive,
+        NotAnnounced::NodeNotSelected,
+        NotAnnounced::NoLocalEndpoint,
+        NotAnnounced::OwnedElsewhere,
+        NotAnnounced::NoPeer,
+        NotAnnounced::NoNextHop,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             NotAnnounced::NotInPool => "NotInPool",

@@ -6,7 +6,10 @@ pub mod bgp;
 pub mod election;
 pub mod l2;
 pub mod membership;
+pub mod metrics;
+pub mod status;
 pub mod sys;
+pub mod watch;
 pub mod world;
 
 pub use app::{Config, RunError, run};

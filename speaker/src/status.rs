@@ -1,0 +1,693 @@
+//! ServiceL2Status and ServiceBGPStatus: the speaker's report of what it announces, one
+//! object per (Service, node), in the Service's namespace and owned by the Service (so the
+//! garbage collector removes it with the Service).
+//!
+//! ```text
+//!  core ── watch<Desired> ──▶ writer task ◀── watch ServiceL2Status, ServiceBGPStatus
+//!                                 │              (all namespaces, kept as `Observed`)
+//!                                 │ actions(desired, observed)      (pure, below)
+//!                                 ▼
+//!                 create + status patch / status patch / delete; Event NodeAnnouncing
+//! ```
+//!
+//! Each speaker writes only its own objects (annotation `ferrolb.io/node`), and writes only
+//! when what it observes differs from what it wants. The objects of a node whose speaker is
+//! gone (dead, or left the membership) would stay forever, so the live speaker with the
+//! lowest name removes them: one deterministic janitor, re-chosen when it dies itself.
+//!
+//! Names are `<service>.<node>`: a Service name has no dots, so the pair is unambiguous.
+//! When that exceeds the 253 characters of a name, the node part becomes a hash of it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Debug;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use ferrolb_api::{
+    BgpAnnouncement, InterfaceInfo, L2Announcement, ServiceBGPStatus, ServiceL2Status,
+};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::watcher::{self, Event};
+use kube::{Client, Resource};
+use ring::digest;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::{mpsc, watch};
+
+use crate::membership::NodeName;
+use crate::world::ServiceKey;
+
+/// The annotation naming the node whose speaker wrote the object.
+pub const NODE_ANNOTATION: &str = "ferrolb.io/node";
+/// Labels for `kubectl get -l`.
+pub const SERVICE_LABEL: &str = "ferrolb.io/service-name";
+pub const NODE_LABEL: &str = "ferrolb.io/node";
+/// The reason of the Event on a Service whose announcing node changed.
+pub const NODE_ANNOUNCING: &str = "NodeAnnouncing";
+
+/// The name of the status object of `service` written by `node`.
+pub fn object_name(service: &str, node: &str) -> String {
+    let name = format!("{service}.{node}");
+    if name.len() <= 253 {
+        return name;
+    }
+    let d = digest::digest(&digest::SHA256, node.as_bytes());
+    let hash: String = d.as_ref()[..10]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{service}.{hash}")
+}
+
+/// What one status object should say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted<S> {
+    /// The Service's UID, for the owner reference.
+    pub uid: String,
+    pub status: S,
+    /// The announced addresses (for the Event's message).
+    pub addresses: Vec<IpAddr>,
+}
+
+/// Everything this speaker wants reported.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Desired {
+    pub l2: BTreeMap<ServiceKey, Wanted<L2Announcement>>,
+    pub bgp: BTreeMap<ServiceKey, Wanted<BgpAnnouncement>>,
+    /// The live speakers; objects of other nodes are the janitor's.
+    pub live: BTreeSet<NodeName>,
+}
+
+/// A status object as observed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed<S> {
+    pub node: Option<String>,
+    pub owner_uid: Option<String>,
+    pub status: Option<S>,
+}
+
+/// namespace/name of a status object.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+/// One write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action<S> {
+    Create {
+        key: ObjectKey,
+        service: String,
+        uid: String,
+        status: S,
+        /// An Event for the Service: this node started announcing it.
+        event: Option<String>,
+    },
+    Patch {
+        key: ObjectKey,
+        status: S,
+    },
+    Delete {
+        key: ObjectKey,
+        why: &'static str,
+    },
+}
+
+/// Makes the note of the Event sent with a newly created object.
+pub type EventMessage<S> = fn(&ServiceKey, &Wanted<S>) -> String;
+
+/// The writes that make `observed` what `wanted` says, for node `me`. `announce_events`:
+/// whether newly created objects come with an Event (L2, where one node announces).
+pub fn actions<S: Clone + PartialEq>(
+    me: &NodeName,
+    wanted: &BTreeMap<ServiceKey, Wanted<S>>,
+    live: &BTreeSet<NodeName>,
+    observed: &BTreeMap<ObjectKey, Observed<S>>,
+    event_message: Option<EventMessage<S>>,
+) -> Vec<Action<S>> {
+    let mut out = Vec::new();
+    let mut wanted_keys: BTreeSet<ObjectKey> = BTreeSet::new();
+    for (svc, w) in wanted {
+        let key = ObjectKey {
+            namespace: svc.namespace.clone(),
+            name: object_name(&svc.name, me.as_str()),
+        };
+        wanted_keys.insert(key.clone());
+        let create = Action::Create {
+            key: key.clone(),
+            service: svc.name.clone(),
+            uid: w.uid.clone(),
+            status: w.status.clone(),
+            event: event_message.map(|m| m(svc, w)),
+        };
+        match observed.get(&key) {
+            None => out.push(create),
+            Some(o)
+                if o.node.as_deref() != Some(me.as_str())
+                    || o.owner_uid.as_deref() != Some(&w.uid) =>
+            {
+                // Another node's object under our name, or one owned by a Service of the
+                // same name that was deleted and re-created: replace it.
+                out.push(Action::Delete {
+                    key,
+                    why: "stale owner",
+                });
+                out.push(create);
+            }
+            Some(o) if o.status.as_ref() != Some(&w.status) => out.push(Action::Patch {
+                key,
+                status: w.status.clone(),
+            }),
+            Some(_) => {}
+        }
+    }
+    let janitor = live.first() == Some(me);
+    for (key, o) in observed {
+        if wanted_keys.contains(key) {
+            continue;
+        }
+        match o.node.as_deref() {
+            Some(n) if n == me.as_str() => out.push(Action::Delete {
+                key: key.clone(),
+                why: "no longer announced here",
+            }),
+            Some(n) if janitor && !live.iter().any(|l| l.as_str() == n) => {
+                out.push(Action::Delete {
+                    key: key.clone(),
+                    why: "its node's speaker is gone",
+                })
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A status kind: ServiceL2Status or ServiceBGPStatus.
+pub trait StatusKind:
+    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + Serialize
+    + Debug
+    + Send
+    + Sync
+    + 'static
+{
+    type Status: Clone + PartialEq + Debug + Serialize + Send + Sync + 'static;
+    const NAME: &'static str;
+    fn new_object(meta: ObjectMeta) -> Self;
+    fn status(&self) -> Option<&Self::Status>;
+}
+
+impl StatusKind for ServiceL2Status {
+    type Status = L2Announcement;
+    const NAME: &'static str = "ServiceL2Status";
+    fn new_object(meta: ObjectMeta) -> Self {
+        ServiceL2Status {
+            metadata: meta,
+            ..Default::default()
+        }
+    }
+    fn status(&self) -> Option<&L2Announcement> {
+        self.status.as_ref()
+    }
+}
+
+impl StatusKind for ServiceBGPStatus {
+    type Status = BgpAnnouncement;
+    const NAME: &'static str = "ServiceBGPStatus";
+    fn new_object(meta: ObjectMeta) -> Self {
+        ServiceBGPStatus {
+            metadata: meta,
+            ..Default::default()
+        }
+    }
+    fn status(&self) -> Option<&BgpAnnouncement> {
+        self.status.as_ref()
+    }
+}
+
+fn observe<K: StatusKind>(obj: &K) -> Option<(ObjectKey, Observed<K::Status>)> {
+    let meta = obj.meta();
+    let key = ObjectKey {
+        namespace: meta.namespace.clone()?,
+        name: meta.name.clone()?,
+    };
+    Some((
+        key,
+        Observed {
+            node: meta
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(NODE_ANNOTATION))
+                .cloned(),
+            owner_uid: meta
+                .owner_references
+                .iter()
+                .flatten()
+                .find(|r| r.kind == "Service" && r.api_version == "v1")
+                .map(|r| r.uid.clone()),
+            status: obj.status().cloned(),
+        },
+    ))
+}
+
+/// Observed objects of one kind, kept current by a watch.
+enum ObservedMsg<S> {
+    Relist(BTreeMap<ObjectKey, Observed<S>>),
+    Apply(ObjectKey, Observed<S>),
+    Delete(ObjectKey),
+}
+
+async fn watch_observed<K: StatusKind>(api: Api<K>, tx: mpsc::Sender<ObservedMsg<K::Status>>) {
+    let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
+    let mut stream = std::pin::pin!(stream);
+    let mut listing = BTreeMap::new();
+    while let Some(event) = stream.next().await {
+        let msg = match event {
+            Ok(Event::Init) => {
+                listing.clear();
+                None
+            }
+            Ok(Event::InitApply(o)) => {
+                listing.extend(observe(&o));
+                None
+            }
+            Ok(Event::InitDone) => Some(ObservedMsg::Relist(std::mem::take(&mut listing))),
+            Ok(Event::Apply(o)) => observe(&o).map(|(k, v)| ObservedMsg::Apply(k, v)),
+            Ok(Event::Delete(o)) => observe(&o).map(|(k, _)| ObservedMsg::Delete(k)),
+            Err(error) => {
+                tracing::debug!(kind = K::NAME, %error, "status watch failed; retrying");
+                None
+            }
+        };
+        if let Some(msg) = msg
+            && tx.send(msg).await.is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Writes the status objects of one kind.
+struct Writer<K: StatusKind> {
+    api_client: Client,
+    me: NodeName,
+    observed: Option<BTreeMap<ObjectKey, Observed<K::Status>>>,
+    rx: mpsc::Receiver<ObservedMsg<K::Status>>,
+    /// Writes that failed: retry after a pause.
+    failed: bool,
+}
+
+impl<K: StatusKind> Writer<K> {
+    fn start(client: &Client, me: &NodeName) -> Self {
+        let (tx, rx) = mpsc::channel(256);
+        tokio::spawn(watch_observed::<K>(Api::all(client.clone()), tx));
+        Writer {
+            api_client: client.clone(),
+            me: me.clone(),
+            observed: None,
+            rx,
+            failed: false,
+        }
+    }
+
+    fn note(&mut self, msg: ObservedMsg<K::Status>) {
+        match msg {
+            ObservedMsg::Relist(all) => self.observed = Some(all),
+            ObservedMsg::Apply(k, v) => {
+                if let Some(o) = &mut self.observed {
+                    o.insert(k, v);
+                }
+            }
+            ObservedMsg::Delete(k) => {
+                if let Some(o) = &mut self.observed {
+                    o.remove(&k);
+                }
+            }
+        }
+    }
+
+    async fn reconcile(
+        &mut self,
+        wanted: &BTreeMap<ServiceKey, Wanted<K::Status>>,
+        live: &BTreeSet<NodeName>,
+        recorder: &Recorder,
+        event_message: Option<EventMessage<K::Status>>,
+    ) {
+        let Some(observed) = &self.observed else {
+            return;
+        };
+        let todo = actions(&self.me, wanted, live, observed, event_message);
+        self.failed = false;
+        for action in todo {
+            if let Err(error) = self.perform(&action, recorder).await {
+                tracing::warn!(kind = K::NAME, ?action, error = %error, "writing status failed; will retry");
+                self.failed = true;
+                // The rest would likely fail the same way (API server away).
+                return;
+            }
+        }
+    }
+
+    async fn perform(
+        &mut self,
+        action: &Action<K::Status>,
+        recorder: &Recorder,
+    ) -> Result<(), kube::Error> {
+        match action {
+            Action::Create {
+                key,
+                service,
+                uid,
+                status,
+                event,
+            } => {
+                let api: Api<K> = Api::namespaced(self.api_client.clone(), &key.namespace);
+                let mut labels = BTreeMap::from([(SERVICE_LABEL.to_owned(), service.clone())]);
+                if self.me.as_str().len() <= 63 {
+                    labels.insert(NODE_LABEL.to_owned(), self.me.as_str().to_owned());
+                }
+                let meta = ObjectMeta {
+                    name: Some(key.name.clone()),
+                    namespace: Some(key.namespace.clone()),
+                    labels: Some(labels),
+                    annotations: Some(BTreeMap::from([(
+                        NODE_ANNOTATION.to_owned(),
+                        self.me.as_str().to_owned(),
+                    )])),
+                    owner_references: Some(vec![OwnerReference {
+                        api_version: "v1".into(),
+                        kind: "Service".into(),
+                        name: service.clone(),
+                        uid: uid.clone(),
+                        controller: Some(true),
+                        block_owner_deletion: None,
+                    }]),
+                    ..ObjectMeta::default()
+                };
+                match api
+                    .create(&PostParams::default(), &K::new_object(meta))
+                    .await
+                {
+                    Ok(_) => {}
+                    // Created by an earlier attempt whose answer was lost: patch it below.
+                    Err(kube::Error::Api(e)) if e.code == 409 => {}
+                    Err(e) => return Err(e),
+                }
+                // The status subresource ignores status on create.
+                api.patch_status(
+                    &key.name,
+                    &PatchParams::default(),
+                    &Patch::Merge(serde_json::json!({ "status": status })),
+                )
+                .await?;
+                tracing::info!(kind = K::NAME, namespace = %key.namespace, name = %key.name, "status written");
+                if let Some(note) = event {
+                    let reference = ObjectReference {
+                        api_version: Some("v1".into()),
+                        kind: Some("Service".into()),
+                        name: Some(service.clone()),
+                        namespace: Some(key.namespace.clone()),
+                        uid: Some(uid.clone()),
+                        ..ObjectReference::default()
+                    };
+                    let ev = KubeEvent {
+                        type_: EventType::Normal,
+                        reason: NODE_ANNOUNCING.into(),
+                        note: Some(note.clone()),
+                        action: "Announce".into(),
+                        secondary: None,
+                    };
+                    if let Err(error) = recorder.publish(&ev, &reference).await {
+                        // An Event is informational: never retried at the cost of the status.
+                        tracing::warn!(%error, service = %service, "publishing the NodeAnnouncing event failed");
+                    }
+                }
+                self.mark(key, Some(status.clone()), Some(uid.clone()));
+            }
+            Action::Patch { key, status } => {
+                let api: Api<K> = Api::namespaced(self.api_client.clone(), &key.namespace);
+                api.patch_status(
+                    &key.name,
+                    &PatchParams::default(),
+                    &Patch::Merge(serde_json::json!({ "status": status })),
+                )
+                .await?;
+                let uid = self
+                    .observed
+                    .as_ref()
+                    .and_then(|o| o.get(key))
+                    .and_then(|o| o.owner_uid.clone());
+                self.mark(key, Some(status.clone()), uid);
+            }
+            Action::Delete { key, why } => {
+                let api: Api<K> = Api::namespaced(self.api_client.clone(), &key.namespace);
+                match api.delete(&key.name, &DeleteParams::default()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => return Err(e),
+                }
+                tracing::info!(kind = K::NAME, namespace = %key.namespace, name = %key.name, why, "status removed");
+                if let Some(o) = &mut self.observed {
+                    o.remove(key);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a write before its watch event arrives, so it is not repeated meanwhile.
+    fn mark(&mut self, key: &ObjectKey, status: Option<K::Status>, uid: Option<String>) {
+        if let Some(o) = &mut self.observed {
+            o.insert(
+                key.clone(),
+                Observed {
+                    node: Some(self.me.as_str().to_owned()),
+                    owner_uid: uid,
+                    status,
+                },
+            );
+        }
+    }
+}
+
+fn l2_event(_: &ServiceKey, w: &Wanted<L2Announcement>) -> String {
+    let addrs: Vec<String> = w.addresses.iter().map(ToString::to_string).collect();
+    let ifaces: Vec<&str> = w
+        .status
+        .interfaces
+        .iter()
+        .map(|i| i.name.as_str())
+        .collect();
+    format!(
+        "node {} announces {} on {}",
+        w.status.node,
+        addrs.join(", "),
+        if ifaces.is_empty() {
+            "no interface".to_owned()
+        } else {
+            ifaces.join(", ")
+        }
+    )
+}
+
+/// How long failed writes wait before the next attempt.
+const RETRY: Duration = Duration::from_secs(2);
+
+/// Runs the status writers until `desired` closes.
+pub async fn run(client: Client, me: NodeName, mut desired: watch::Receiver<Desired>) {
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "ferrolb-speaker".into(),
+            instance: Some(me.as_str().to_owned()),
+        },
+    );
+    let mut l2 = Writer::<ServiceL2Status>::start(&client, &me);
+    let mut bgp = Writer::<ServiceBGPStatus>::start(&client, &me);
+    loop {
+        let retry = l2.failed || bgp.failed;
+        tokio::select! {
+            changed = desired.changed() => if changed.is_err() { return },
+            Some(msg) = l2.rx.recv() => l2.note(msg),
+            Some(msg) = bgp.rx.recv() => bgp.note(msg),
+            () = tokio::time::sleep(RETRY), if retry => {}
+        }
+        // Take every pending observation first: one reconcile for a burst.
+        while let Ok(msg) = l2.rx.try_recv() {
+            l2.note(msg);
+        }
+        while let Ok(msg) = bgp.rx.try_recv() {
+            bgp.note(msg);
+        }
+        let want = desired.borrow_and_update().clone();
+        l2.reconcile(&want.l2, &want.live, &recorder, Some(l2_event))
+            .await;
+        bgp.reconcile(&want.bgp, &want.live, &recorder, None).await;
+    }
+}
+
+/// The L2 status of a Service announced here.
+pub fn l2_status(svc: &ServiceKey, node: &NodeName, interfaces: &[String]) -> L2Announcement {
+    L2Announcement {
+        node: node.as_str().to_owned(),
+        service_name: svc.name.clone(),
+        service_namespace: svc.namespace.clone(),
+        interfaces: interfaces
+            .iter()
+            .map(|n| InterfaceInfo { name: n.clone() })
+            .collect(),
+    }
+}
+
+/// The BGP status of a Service announced here.
+pub fn bgp_status(svc: &ServiceKey, node: &NodeName, peers: &[String]) -> BgpAnnouncement {
+    BgpAnnouncement {
+        node: node.as_str().to_owned(),
+        service_name: svc.name.clone(),
+        service_namespace: svc.namespace.clone(),
+        peers: peers.to_vec(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn node(n: &str) -> NodeName {
+        NodeName::new(n).unwrap()
+    }
+
+    fn key(ns: &str, name: &str) -> ObjectKey {
+        ObjectKey {
+            namespace: ns.into(),
+            name: name.into(),
+        }
+    }
+
+    fn wanted(status: &str) -> Wanted<String> {
+        Wanted {
+            uid: "uid-a".into(),
+            status: status.into(),
+            addresses: vec![],
+        }
+    }
+
+    fn observed(node: &str, uid: &str, status: &str) -> Observed<String> {
+        Observed {
+            node: Some(node.into()),
+            owner_uid: Some(uid.into()),
+            status: Some(status.into()),
+        }
+    }
+
+    #[test]
+    fn names_are_unambiguous_and_bounded() {
+        assert_eq!(object_name("web", "node1"), "web.node1");
+        assert_ne!(object_name("a-b", "c"), object_name("a", "b-c"));
+        let long_node = "n".repeat(253);
+        let name = object_name(&"s".repeat(63), &long_node);
+        assert!(name.len() <= 253, "{}", name.len());
+        assert_eq!(name, object_name(&"s".repeat(63), &long_node));
+    }
+
+    #[test]
+    fn creates_what_is_missing_and_patches_only_what_differs() {
+        let me = node("n1");
+        let live = BTreeSet::from([me.clone()]);
+        let want = BTreeMap::from([
+            (ServiceKey::new("ns", "a"), wanted("eth0")),
+            (ServiceKey::new("ns", "b"), wanted("eth1")),
+            (ServiceKey::new("ns", "c"), wanted("eth0")),
+        ]);
+        let have = BTreeMap::from([
+            (key("ns", "b.n1"), observed("n1", "uid-a", "eth0")),
+            (key("ns", "c.n1"), observed("n1", "uid-a", "eth0")),
+        ]);
+        fn msg(_: &ServiceKey, _: &Wanted<String>) -> String {
+            "announcing".into()
+        }
+        let acts = actions(&me, &want, &live, &have, Some(msg));
+        assert_eq!(
+            acts,
+            vec![
+                Action::Create {
+                    key: key("ns", "a.n1"),
+                    service: "a".into(),
+                    uid: "uid-a".into(),
+                    status: "eth0".into(),
+                    event: Some("announcing".into()),
+                },
+                Action::Patch {
+                    key: key("ns", "b.n1"),
+                    status: "eth1".into()
+                },
+            ]
+        );
+        // Nothing to do once observed matches.
+        let have: BTreeMap<_, _> = want
+            .iter()
+            .map(|(s, w)| {
+                (
+                    key("ns", &format!("{}.n1", s.name)),
+                    observed("n1", "uid-a", &w.status),
+                )
+            })
+            .collect();
+        assert!(actions(&me, &want, &live, &have, None).is_empty());
+    }
+
+    #[test]
+    fn removes_own_objects_no_longer_wanted_and_leaves_live_nodes_alone() {
+        let me = node("n2");
+        let live = BTreeSet::from([node("n1"), node("n2")]);
+        let have = BTreeMap::from([
+            (key("ns", "a.n2"), observed("n2", "u", "eth0")),
+            (key("ns", "a.n1"), observed("n1", "u", "eth0")),
+            (key("ns", "a.n3"), observed("n3", "u", "eth0")),
+        ]);
+        let acts = actions(&me, &BTreeMap::new(), &live, &have, None);
+        assert_eq!(
+            acts,
+            vec![Action::Delete {
+                key: key("ns", "a.n2"),
+                why: "no longer announced here"
+            }]
+        );
+    }
+
+    #[test]
+    fn the_lowest_live_node_removes_objects_of_dead_nodes() {
+        let live = BTreeSet::from([node("n1"), node("n2")]);
+        let have = BTreeMap::from([(key("ns", "a.n3"), observed("n3", "u", "eth0"))]);
+        let acts = actions(&node("n1"), &BTreeMap::new(), &live, &have, None);
+        assert_eq!(
+            acts,
+            vec![Action::Delete {
+                key: key("ns", "a.n3"),
+                why: "its node's speaker is gone"
+            }]
+        );
+        assert!(actions(&node("n2"), &BTreeMap::new(), &live, &have, None).is_empty());
+    }
+
+    #[test]
+    fn an_object_of_a_recreated_service_is_replaced() {
+        let me = node("n1");
+        let live = BTreeSet::from([me.clone()]);
+        let want = BTreeMap::from([(ServiceKey::new("ns", "a"), wanted("eth0"))]);
+        let have = BTreeMap::from([(key("ns", "a.n1"), observed("n1", "old-uid", "eth0"))]);
+        let acts = actions(&me, &want, &live, &have, None);
+        assert!(matches!(acts[0], Action::Delete { .. }));
+        assert!(matches!(acts[1], Action::Create { .. }));
+    }
+}
