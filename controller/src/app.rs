@@ -1,16 +1,26 @@
-//! The controller program's wiring. For now it serves health and metrics and waits for
-//! SIGTERM; the allocator and reconciler arrive with their issues.
+//! The controller program's wiring.
 //!
 //! ```text
-//!   signals ──► shutdown token ──► server stops ──► run returns Ok
-//!   registry, readiness ──► Server (/healthz /readyz /metrics)
+//!   signals ──► shutdown token ──┬──► leader election ──(term token per leadership)──►
+//!                                │        reconciler::run_term (watches, reconciles, writes)
+//!                                └──► server stops
+//!   registry (Metrics), readiness ──► Server (/healthz /readyz /metrics)
 //! ```
+//!
+//! Readiness: a replica is ready once it has read the Lease (the API server answers), leader
+//! or not, so that a standby does not hold up a rollout.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ferrolb_runtime::{Readiness, Server, ServerError, kube_client, metrics, shutdown};
+
+use crate::leader::{self, LeaseConfig};
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
+use crate::reconciler::{self, Settings};
 
 /// What the controller is told on its command line.
 #[derive(Debug, Clone)]
@@ -21,6 +31,15 @@ pub struct Config {
     pub kubeconfig: Option<PathBuf>,
     /// Serve only Services of this `spec.loadBalancerClass`; `None`: Services without a class.
     pub load_balancer_class: Option<String>,
+    /// The leader Lease and its timing.
+    pub lease: LeaseConfig,
+    /// Client-side limit on API requests per second (0: none) and its burst.
+    pub kube_api_qps: f64,
+    pub kube_api_burst: u32,
+    /// Services reconciled at once.
+    pub concurrency: u16,
+    /// How long a freed address is avoided.
+    pub reuse_delay: Duration,
 }
 
 /// Why the controller stopped with an error.
@@ -35,15 +54,23 @@ pub enum RunError {
     /// The health and metrics server failed.
     #[error("serving health and metrics")]
     Server(#[source] ServerError),
+    /// Leader election could not run.
+    #[error("electing a leader")]
+    Leader(#[source] leader::LeaderError),
 }
 
 /// Runs the controller until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> Result<(), RunError> {
     let shutdown = shutdown::on_signals().map_err(RunError::Signals)?;
-    let _client = kube_client::client(config.kubeconfig.as_deref())
+    config
+        .lease
+        .check()
+        .map_err(|e| RunError::Leader(leader::LeaderError::Timing(e)))?;
+    let client = kube_client::client(config.kubeconfig.as_deref())
         .await
         .map_err(RunError::Client)?;
-    let registry = metrics::registry("controller", env!("CARGO_PKG_VERSION"));
+    let mut registry = metrics::registry("controller", env!("CARGO_PKG_VERSION"));
+    let metrics = Metrics::register(&mut registry);
     let readiness = Readiness::default();
     let server = Server::bind(config.metrics_addr, Arc::new(registry), readiness.clone())
         .await
@@ -51,11 +78,48 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     tracing::info!(
         addr = %server.local_addr(),
         load_balancer_class = config.load_balancer_class.as_deref().unwrap_or("<none>"),
+        identity = %config.lease.identity,
         "serving /healthz, /readyz and /metrics"
     );
-    // Nothing to wait for yet: the reconciler will set this once its caches are synced.
-    readiness.set(true);
-    server.run(shutdown).await.map_err(RunError::Server)?;
+    let server = tokio::spawn(server.run(shutdown.clone()));
+
+    let settings = Settings {
+        class: config.load_balancer_class.clone(),
+        concurrency: config.concurrency,
+        reuse_delay: config.reuse_delay,
+        pool_status_interval: Duration::from_secs(1),
+        identity: config.lease.identity.clone(),
+        event_queue: 20_000,
+    };
+    let limiter = Arc::new(RateLimiter::new(config.kube_api_qps, config.kube_api_burst));
+    let ready = readiness.clone();
+    let lead_client = client.clone();
+    let lead_metrics = metrics.clone();
+    let elected = leader::run(
+        client,
+        config.lease,
+        metrics,
+        move || ready.set(true),
+        shutdown.clone(),
+        move |term| {
+            reconciler::run_term(
+                lead_client.clone(),
+                settings.clone(),
+                lead_metrics.clone(),
+                limiter.clone(),
+                term,
+            )
+        },
+    )
+    .await;
+    // Leader election ends on shutdown (or fails at start): stop serving either way.
+    shutdown.cancel();
+    let served = server.await;
+    elected.map_err(RunError::Leader)?;
+    match served {
+        Ok(result) => result.map_err(RunError::Server)?,
+        Err(e) => tracing::error!(error = %e, "the health server task failed"),
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -86,7 +86,7 @@ impl Drop for Program {
     }
 }
 
-/// A kubeconfig for a server that is never contacted (the skeleton sends no request).
+/// A kubeconfig for a server that never answers (nothing listens on port 9).
 fn kubeconfig() -> std::path::PathBuf {
     let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("controller.kubeconfig");
     std::fs::write(
@@ -101,7 +101,7 @@ fn kubeconfig() -> std::path::PathBuf {
 }
 
 #[tokio::test]
-async fn serves_health_and_exits_cleanly_on_sigterm() {
+async fn serves_health_and_exits_cleanly_on_sigterm_without_an_api_server() {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ferrolb-controller"));
     command
         .args(["--metrics-addr", "127.0.0.1:0", "--kubeconfig"])
@@ -113,23 +113,50 @@ async fn serves_health_and_exits_cleanly_on_sigterm() {
 
     let health = probe::get(addr, "/healthz").await.unwrap();
     assert_eq!(health.status, 200);
-    let deadline = Instant::now() + DEADLINE;
-    while probe::get(addr, "/readyz").await.unwrap().status != 200 {
-        assert!(Instant::now() < deadline, "not ready within {DEADLINE:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // Ready means the Lease could be read: with no API server, never.
+    program.wait_for_log("reading the Lease failed");
+    assert_eq!(probe::get(addr, "/readyz").await.unwrap().status, 503);
     let metrics = probe::get(addr, "/metrics").await.unwrap();
-    assert!(
-        metrics
-            .body
-            .contains(r#"ferrolb_build_info{program="controller","#),
-        "{}",
-        metrics.body
-    );
+    for line in [
+        r#"ferrolb_build_info{program="controller","#,
+        "ferrolb_leader 0",
+    ] {
+        assert!(metrics.body.contains(line), "{line}: {}", metrics.body);
+    }
 
     let status = program.terminate();
     assert!(status.success(), "exit status {status}");
     program.wait_for_log("stopped");
+}
+
+#[test]
+fn lease_timing_that_would_let_two_leaders_write_is_refused() {
+    let output = Command::new(env!("CARGO_BIN_EXE_ferrolb-controller"))
+        .args(["--metrics-addr", "127.0.0.1:0", "--kubeconfig"])
+        .arg(kubeconfig())
+        .args(["--lease-duration", "10s", "--renew-deadline", "10s"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("must be shorter than the lease duration"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_bad_duration_is_refused_with_a_message() {
+    let output = Command::new(env!("CARGO_BIN_EXE_ferrolb-controller"))
+        .args(["--retry-period", "soon"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("\"soon\" is not a duration such as 250ms, 15s, 5m or 1h"),
+        "{stderr}"
+    );
 }
 
 #[test]
