@@ -5,15 +5,16 @@
 #   make lab-down  stop the lab and remove everything it made
 #   make test      formatting, clippy, every unit and property test, CRD freshness, e2e
 #   make e2e       the end-to-end tests alone (each test binary brings up its own lab)
-#   make crds      regenerate crds/ from the types in api/src
+#   make crds      regenerate crds/ (and the chart's copy) from the types in api/src
+#   make chart-lint  helm lint of charts/ferrolb with its default and its other value sets
 #
 # `test` is a list of steps; each is a target of its own.
 
 CARGO ?= cargo
 
-.PHONY: test check fmt clippy unit crds crds-check lab lab-down e2e
+.PHONY: test check fmt clippy unit crds crds-check chart-lint lab lab-down e2e
 
-test: check unit crds-check e2e
+test: check unit crds-check chart-lint e2e
 
 check: fmt clippy
 
@@ -28,12 +29,29 @@ clippy:
 unit:
 	$(CARGO) test --workspace --exclude ferrolb-e2e
 
+# The chart carries the same CRDs (Helm installs a chart's crds/ directory).
 crds:
 	$(CARGO) run --quiet -p ferrolb-crdgen
+	$(CARGO) run --quiet -p ferrolb-crdgen -- charts/ferrolb/crds
 
-# Fails when crds/ differs from what `make crds` writes.
+# Fails when crds/ or the chart's copy differs from what `make crds` writes.
 crds-check:
-	$(CARGO) test --quiet -p ferrolb-crdgen --test fresh
+	$(CARGO) test --quiet -p ferrolb-crdgen --test fresh --test chart
+
+# Helm is built from its Go module on first use (e2e/scripts/build-helm.sh, cached in
+# ~/.cache/ferrolb). --strict turns warnings into failures; each value set exercises templates
+# the defaults leave out. The rendered objects are checked in e2e/tests/chart*.rs.
+CHART_VALUE_SETS := \
+	"" \
+	"--set l2.enabled=false,bgp.enabled=false,membership.enabled=false" \
+	"--set metrics.serviceMonitor.enabled=true,metrics.prometheusRule.enabled=true,loadBalancerClass=example.org/lb" \
+	"--set bgp.passwordSecrets={peer-a,peer-b},membership.existingSecret=own-key,speaker.l2ReannounceInterval=30s"
+
+chart-lint:
+	@helm=$$(bash e2e/scripts/build-helm.sh) && for v in $(CHART_VALUE_SETS); do \
+		echo "helm lint --strict charts/ferrolb $$v"; \
+		$$helm lint --strict charts/ferrolb $$v || exit 1; \
+	done
 
 # The lab's `lab` binary, and where cargo puts ferrolb's binaries for it.
 LAB := $(or $(CARGO_TARGET_DIR),target)/debug/lab
