@@ -14,8 +14,8 @@
 //! Each peer has its own task: a broken peer (wrong AS, bad password, garbage, silence)
 //! only ever resets its own session.
 
-use std::collections::BTreeMap;
 use std::collections::hash_map::RandomState;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -146,7 +146,9 @@ impl BgpSpeaker {
 
     /// Sets the routes of every peer at once; peers missing from `routes` get none.
     pub fn set_all_routes(&mut self, mut routes: BTreeMap<PeerKey, RouteSet>) {
-        let peers: Vec<PeerKey> = self
+        // A set: a peer both configured and holding routes must be visited once, or its
+        // second visit would find its entry taken and clear the routes just given.
+        let peers: BTreeSet<PeerKey> = self
             .routes
             .keys()
             .chain(self.sessions.keys())
@@ -216,5 +218,68 @@ impl BgpSpeaker {
             self.stopping.retain(|t| !t.is_finished());
             self.stopping.push(s.task);
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+    use crate::bgp::route::RouteAttrs;
+
+    fn routes(prefixes: &[&str]) -> RouteSet {
+        let attrs = Arc::new(RouteAttrs::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 11))));
+        let mut set = RouteSet::new();
+        for p in prefixes {
+            set.insert(p.parse().unwrap(), Arc::clone(&attrs)).unwrap();
+        }
+        set
+    }
+
+    fn desired(speaker: &BgpSpeaker, peer: &PeerKey) -> RouteSet {
+        RouteSet::clone(&speaker.sessions[peer].routes.borrow())
+    }
+
+    /// The speaker calls set_all_routes with the same plan on every world change: the routes
+    /// of a configured peer must stay put, not flip between the set and nothing.
+    #[tokio::test]
+    async fn set_all_routes_repeated_keeps_a_configured_peers_routes() {
+        // Port 9 on loopback: nothing listens, the session just keeps retrying.
+        let peer = PeerKey::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9);
+        let mut speaker = BgpSpeaker::new(None);
+        speaker.set_peers(vec![PeerConfig::new(
+            peer,
+            64700,
+            64600,
+            Ipv4Addr::new(192, 0, 2, 11),
+        )]);
+        let want = routes(&["198.51.100.1/32", "198.51.100.2/32"]);
+        for _ in 0..3 {
+            speaker.set_all_routes(BTreeMap::from([(peer, want.clone())]));
+            assert_eq!(desired(&speaker, &peer), want);
+        }
+        speaker.set_all_routes(BTreeMap::new());
+        assert!(desired(&speaker, &peer).is_empty());
+        speaker.shutdown(Shutdown::Withdraw).await;
+    }
+
+    /// Routes given before the peer is configured are sent once it is.
+    #[tokio::test]
+    async fn routes_wait_for_their_peer() {
+        let peer = PeerKey::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9);
+        let mut speaker = BgpSpeaker::new(None);
+        let want = routes(&["198.51.100.3/32"]);
+        speaker.set_all_routes(BTreeMap::from([(peer, want.clone())]));
+        speaker.set_all_routes(BTreeMap::from([(peer, want.clone())]));
+        speaker.set_peers(vec![PeerConfig::new(
+            peer,
+            64700,
+            64600,
+            Ipv4Addr::new(192, 0, 2, 11),
+        )]);
+        assert_eq!(desired(&speaker, &peer), want);
+        speaker.shutdown(Shutdown::Withdraw).await;
     }
 }
