@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod apiproxy;
+pub mod benchjson;
 pub mod chart;
 pub mod cmd;
 pub mod controlplane;
