@@ -282,7 +282,8 @@ impl Lab {
         self.kubectl_input(args, None).await
     }
 
-    async fn kubectl_input(&self, args: &[&str], input: Option<&str>) -> Result<String> {
+    /// `kubectl --kubeconfig .lab/kubeconfig <args>` with `input` on stdin.
+    pub async fn kubectl_input(&self, args: &[&str], input: Option<&str>) -> Result<String> {
         let mut c = crate::controlplane::kubectl(&self.k8s_dir, &self.paths);
         c.args(args);
         let input = input.map(str::to_string);

@@ -2,13 +2,15 @@
 //! waits on them; the only async part is the agent, which runs as its own process.
 //!
 //! Start order (`up`): network → certificates → etcd → API server → controller-manager →
-//! routing daemons → agents (Nodes Ready) → speakers and controller. The state file is saved
+//! routing daemons → agents (Nodes Ready) → the chart's ServiceAccounts, RBAC and membership
+//! key, a token kubeconfig per program → speakers and controller. The state file is saved
 //! after every process started, so a failure half-way leaves nothing `down` cannot find.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::chart;
 use crate::cmd;
 use crate::controlplane as cp;
 use crate::error::{LabError, Result};
@@ -123,40 +125,21 @@ fn speaker_spec(paths: &Paths, bin_dir: &Path, n: NodeId) -> ProcSpec {
         args: vec![],
         env: vec![
             ("NODE_NAME".into(), n.name()),
+            // The token of the chart's speaker ServiceAccount (chart::install_identities).
             (
                 "KUBECONFIG".into(),
-                paths.node_kubeconfig().display().to_string(),
+                chart::speaker_kubeconfig(paths).display().to_string(),
             ),
+            ("POD_NAMESPACE".into(), chart::NAMESPACE.into()),
         ],
         log: paths.log(&Part::Speaker(n)),
     }
 }
 
-/// The namespace and Secret the speakers read their membership key from (their defaults).
-pub const FERROLB_NAMESPACE: &str = "ferrolb-system";
+/// The namespace and Secret the speakers read their membership key from (the chart's, for
+/// release `ferrolb`: chart::install_identities applies it).
+pub const FERROLB_NAMESPACE: &str = chart::NAMESPACE;
 pub const MEMBERSHIP_SECRET: &str = "ferrolb-membership";
-
-/// Creates the speakers' membership key: 32 random bytes, written as hex text.
-fn membership_secret(paths: &Paths, st: &State) -> Result<()> {
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
-        .map_err(|source| LabError::ReadFile {
-            path: "/dev/urandom".into(),
-            source,
-        })?;
-    let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let yaml = format!(
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {FERROLB_NAMESPACE}\n---\n\
-         apiVersion: v1\nkind: Secret\nmetadata:\n  name: {MEMBERSHIP_SECRET}\n  namespace: {FERROLB_NAMESPACE}\n\
-         stringData:\n  key: {key}\n"
-    );
-    cmd::run_with_input(
-        cp::kubectl(&st.k8s_dir, paths).args(["apply", "-f", "-"]),
-        &yaml,
-    )
-    .map(drop)
-}
 
 fn controller_spec(paths: &Paths, bin_dir: &Path, metrics_port: u16) -> ProcSpec {
     ProcSpec {
@@ -164,10 +147,13 @@ fn controller_spec(paths: &Paths, bin_dir: &Path, metrics_port: u16) -> ProcSpec
         program: bin_dir.join("ferrolb-controller"),
         args: vec![],
         env: vec![
+            // The token of the chart's controller ServiceAccount (chart::install_identities).
             (
                 "KUBECONFIG".into(),
-                paths.kubeconfig().display().to_string(),
+                chart::controller_kubeconfig(paths).display().to_string(),
             ),
+            // The Lease's namespace, where the chart's Role lets it lead.
+            ("POD_NAMESPACE".into(), chart::NAMESPACE.into()),
             // The root namespace is the machine's own: health and metrics on loopback only.
             (
                 "FERROLB_METRICS_ADDR".into(),
@@ -257,6 +243,7 @@ pub fn up_locked(paths: &Paths, opts: &UpOptions, progress: &mut dyn FnMut(&str)
         None => k8s_dir(paths)?,
     };
     cp::check_binaries(&k8s_dir)?;
+    let helm = chart::helm(paths)?;
 
     clean_leftovers(paths, progress)?;
     std::fs::create_dir_all(&paths.dir).map_err(|source| LabError::WriteFile {
@@ -355,8 +342,10 @@ pub fn up_locked(paths: &Paths, opts: &UpOptions, progress: &mut dyn FnMut(&str)
             .and(Err(e))
     })?;
 
-    progress("ferrolb: controller and a speaker per node");
-    membership_secret(paths, &st)?;
+    progress(
+        "ferrolb: controller and a speaker per node, with the chart's ServiceAccounts and RBAC",
+    );
+    chart::install_identities(paths, &st, &helm)?;
     for n in topo.node_ids() {
         start(
             &mut st,

@@ -465,3 +465,70 @@ fn each_containerfile_builds_its_binary_into_its_entrypoint() {
         assert!(manifest.contains(&format!("name = \"{package}\"")));
     }
 }
+
+/// Runs e2e/scripts/build-promql-check.sh's checker on `exprs`: Ok, or its complaints.
+fn promql_check(exprs: &[&str]) -> Result<(), String> {
+    let script = paths().repo.join("e2e/scripts/build-promql-check.sh");
+    let built = Command::new("bash").arg(&script).output().unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let checker = String::from_utf8_lossy(&built.stdout).trim().to_string();
+    let mut child = Command::new(checker)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    serde_json::to_writer(child.stdin.take().unwrap(), exprs).unwrap();
+    let out = child.wait_with_output().unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+#[test]
+fn the_alerting_rules_are_promql_prometheus_parses() {
+    let docs = render(&[
+        "metrics.prometheusRule.enabled=true",
+        "metrics.serviceMonitor.enabled=true",
+    ]);
+    let rules = kind(&docs, "PrometheusRule");
+    assert_eq!(rules.len(), 1);
+    let mut alerts = BTreeSet::new();
+    let mut exprs = Vec::new();
+    for group in rules[0]["spec"]["groups"].as_sequence().unwrap() {
+        for r in group["rules"].as_sequence().unwrap() {
+            alerts.insert(r["alert"].as_str().unwrap().to_string());
+            exprs.push(r["expr"].as_str().unwrap().to_string());
+            assert!(r["for"].is_string(), "{r:?}");
+            assert!(r["annotations"]["summary"].is_string(), "{r:?}");
+        }
+    }
+    assert_eq!(
+        alerts,
+        set(&[
+            "FerrolbPoolNearlyExhausted",
+            "FerrolbBGPSessionDown",
+            "FerrolbServiceWithoutAddress",
+            "FerrolbNoSpeakerAlive",
+            "FerrolbNoLeader",
+        ])
+    );
+    let exprs: Vec<&str> = exprs.iter().map(String::as_str).collect();
+    promql_check(&exprs).unwrap();
+    // The checker does refuse broken PromQL.
+    let e = promql_check(&["sum(ferrolb_leader"]).unwrap_err();
+    assert!(e.contains("expression 0"), "{e}");
+
+    // Without kube-state-metrics the alert that reads its series is left out.
+    let docs = render(&[
+        "metrics.prometheusRule.enabled=true",
+        "metrics.prometheusRule.kubeStateMetrics=false",
+    ]);
+    let text = serde_yaml::to_string(kind(&docs, "PrometheusRule")[0]).unwrap();
+    assert!(!text.contains("kube_service"), "{text}");
+}
