@@ -7,6 +7,7 @@
 //! - [`reconciler`]: watches, the start-up barrier, writes (one term of leadership).
 //! - [`leader`]: Lease-based leader election.
 //! - [`ratelimit`], [`metrics`]: the client-side request limit and the exported metrics.
+//! - [`migrate`]: `ferrolb-controller convert`, MetalLB's configuration into ferrolb's.
 
 pub mod allocator;
 pub mod app;
@@ -14,6 +15,7 @@ pub mod convert;
 pub mod engine;
 pub mod leader;
 pub mod metrics;
+pub mod migrate;
 pub mod pool_status;
 pub mod ratelimit;
 pub mod reconciler;

@@ -70,6 +70,14 @@ struct Cli {
     /// still point at it).
     #[arg(long, env = "FERROLB_REUSE_DELAY", default_value = "5m", value_parser = duration)]
     reuse_delay: Duration,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    Convert(ferrolb_controller::migrate::ConvertArgs),
 }
 
 /// `250ms`, `15s`, `5m`, `1h`, or a number of seconds.
@@ -108,6 +116,9 @@ fn identity(base: Option<String>) -> String {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Convert(args)) = &cli.command {
+        return ferrolb_controller::migrate::cli::main(args);
+    }
     if let Err(e) = ferrolb_runtime::logging::init(&cli.log_level) {
         eprintln!("ferrolb-controller: {:#}", anyhow::Error::from(e));
         return ExitCode::FAILURE;
