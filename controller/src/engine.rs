@@ -42,14 +42,23 @@ pub struct Plan {
     pub status: Option<Value>,
     /// Merge patch of the Service's annotations; `None`: they are right.
     pub annotation: Option<Value>,
-    /// Events of the status transition, to emit once the status patch succeeded.
+    /// Events of the transition, to emit once the patches succeeded.
     pub events: Vec<EventSpec>,
     /// Events to emit whatever happens to the status (deprecated annotations).
     pub notices: Vec<EventSpec>,
-    /// The condition reason the status patch writes (for `ferrolb_allocations_total`).
-    pub result: Option<IpAllocatedReason>,
+    /// What the transition was (for `ferrolb_allocations_total`); `None`: no transition.
+    pub outcome: Option<Outcome>,
     /// Other Services to reconcile: they waited for something this one gave up.
     pub wake: Vec<ServiceKey>,
+}
+
+/// A Service's transition, as counted by `ferrolb_allocations_total{result}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A condition with this reason is written.
+    Condition(IpAllocatedReason),
+    /// The Service is no longer served and gave its addresses back.
+    Released,
 }
 
 /// What wakes a waiting Service.
@@ -398,20 +407,32 @@ impl Engine {
     pub fn reconcile(&mut self, svc: &Service, now: Instant, wall: Timestamp) -> Plan {
         let key = convert::service_key(svc);
         if !self.filter.serves(svc) {
+            let held: Vec<IpAddr> = self.assignment(&key).iter().map(|a| a.ip).collect();
             let wake = self.forget(&key, now);
             let mut plan = Plan {
                 wake,
                 ..Plan::default()
             };
+            // Another class's controller owns the ingress of its LoadBalancer Services.
+            let owns_ingress = !convert::is_load_balancer(svc);
             if status::carries_ferrolb_state(svc) {
-                // Another class's controller owns the ingress of its LoadBalancer Services.
-                let owns_ingress = !convert::is_load_balancer(svc);
                 let wanted = Wanted::released(owns_ingress);
                 plan.status = status::status_patch(svc, &wanted, wall);
                 plan.annotation = status::annotation_patch(svc, &wanted);
-                if plan.status.is_some() {
-                    plan.events = status::transition_events(svc, &wanted, None);
+            }
+            // The API server may have dropped the ingress with the type already: the
+            // allocator's view says what was given back.
+            let mut released = held;
+            if owns_ingress && plan.status.is_some() {
+                for ip in convert::ingress_ips(svc) {
+                    if !released.contains(&ip) {
+                        released.push(ip);
+                    }
                 }
+            }
+            if !released.is_empty() {
+                plan.outcome = Some(Outcome::Released);
+                plan.events = vec![status::released_event(&released)];
             }
             return plan;
         }
@@ -479,7 +500,9 @@ impl Engine {
             }
         };
         Plan {
-            result: status_patch.as_ref().map(|_| condition.reason),
+            outcome: status_patch
+                .as_ref()
+                .map(|_| Outcome::Condition(condition.reason)),
             status: status_patch,
             annotation: status::annotation_patch(svc, &wanted),
             events,

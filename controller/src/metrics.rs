@@ -12,6 +12,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::allocator::{PoolCounters, PoolName};
+use crate::engine::Outcome;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
 #[allow(non_camel_case_types)] // the variant names are the label values
@@ -131,8 +132,11 @@ impl Metrics {
         }
     }
 
-    pub fn allocation(&self, result: Option<IpAllocatedReason>) {
-        let result = result.map_or("Released", IpAllocatedReason::as_str);
+    pub fn allocation(&self, outcome: Outcome) {
+        let result = match outcome {
+            Outcome::Condition(reason) => reason.as_str(),
+            Outcome::Released => "Released",
+        };
         self.allocations
             .get_or_create(&ResultLabels {
                 result: result.to_string(),
@@ -172,8 +176,8 @@ mod tests {
                 v6: FamilyCounters::default(),
             },
         );
-        m.allocation(Some(IpAllocatedReason::PoolExhausted));
-        m.allocation(None);
+        m.allocation(Outcome::Condition(IpAllocatedReason::PoolExhausted));
+        m.allocation(Outcome::Released);
         m.latency(0.004);
         m.set_leader(true);
         let mut text = String::new();

@@ -50,7 +50,7 @@ use tokio::task::JoinSet;
 
 use crate::allocator::{PoolName, ServiceKey};
 use crate::convert::{self, ClassFilter};
-use crate::engine::Engine;
+use crate::engine::{Engine, Outcome};
 use crate::metrics::Metrics;
 use crate::pool_status;
 use crate::ratelimit::RateLimiter;
@@ -159,6 +159,25 @@ impl Ctx {
             _ = self.term.cancelled() => Err(WriteError::Stopped),
             r = request => r.map_err(WriteError::Api),
         }
+    }
+
+    /// Counts a transition written and sends its Events.
+    fn finish(
+        &self,
+        key: &ServiceKey,
+        svc: &Service,
+        outcome: Option<Outcome>,
+        events: Vec<EventSpec>,
+    ) {
+        if let Some(outcome) = outcome {
+            self.metrics.allocation(outcome);
+            let result = match outcome {
+                Outcome::Condition(reason) => reason.as_str(),
+                Outcome::Released => "Released",
+            };
+            tracing::info!(service = %key, result, "status written");
+        }
+        self.emit(svc, events);
     }
 
     fn emit(&self, svc: &Service, events: Vec<EventSpec>) {
@@ -543,8 +562,13 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Reconcile
         ctx.pools_dirty.notify_one();
     }
     let api: Api<Service> = Api::namespaced(ctx.client.clone(), &key.namespace);
-    let params = PatchParams::default();
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
     let mut resource_version = svc.resource_version();
+    // Events and the outcome count go out once, after the writes they describe.
+    let mut transition = Some((plan.outcome, plan.events));
     if let Some(mut patch) = plan.status {
         patch["metadata"] = json!({ "resourceVersion": resource_version });
         match ctx
@@ -562,16 +586,12 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Reconcile
                 return Err(ReconcileError::PatchStatus { key, source });
             }
         }
-        ctx.metrics.allocation(plan.result);
         if let Some(seen) = lock(&ctx.seen).remove(&key) {
             ctx.metrics.latency(seen.elapsed().as_secs_f64());
         }
-        tracing::info!(
-            service = %key,
-            result = plan.result.map_or("Released", |r| r.as_str()),
-            "status written"
-        );
-        ctx.emit(&svc, plan.events);
+        if let Some((outcome, events)) = transition.take() {
+            ctx.finish(&key, &svc, outcome, events);
+        }
     } else {
         lock(&ctx.seen).remove(&key);
     }
@@ -587,6 +607,9 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Reconcile
                 return Err(ReconcileError::PatchAnnotations { key, source });
             }
         }
+    }
+    if let Some((outcome, events)) = transition.take() {
+        ctx.finish(&key, &svc, outcome, events);
     }
     Ok(Action::await_change())
 }
@@ -608,7 +631,11 @@ async fn run_events(ctx: Arc<Ctx>, rx: mpsc::Receiver<EventJob>, identity: Strin
             let event = build_event(job, identity, n);
             let namespace = event.metadata.namespace.clone().unwrap_or_default();
             let api: Api<Event> = Api::namespaced(ctx.client.clone(), &namespace);
-            match ctx.write(api.create(&PostParams::default(), &event)).await {
+            let params = PostParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..PostParams::default()
+            };
+            match ctx.write(api.create(&params, &event)).await {
                 Ok(_) | Err(WriteError::Stopped) => {}
                 Err(WriteError::Api(e)) => {
                     tracing::warn!(error = %e, reason = event.reason.as_deref().unwrap_or(""), "sending an Event failed")
@@ -732,10 +759,11 @@ async fn write_pool_status(ctx: &Ctx, pools: &Store<IPAddressPool>, name: &PoolN
     }
     let api: Api<IPAddressPool> = Api::all(ctx.client.clone());
     let patch = Patch::Merge(json!({ "status": wanted }));
-    match ctx
-        .write(api.patch_status(&name.0, &PatchParams::default(), &patch))
-        .await
-    {
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    match ctx.write(api.patch_status(&name.0, &params, &patch)).await {
         Ok(_) => PoolWrite::Written,
         Err(WriteError::Stopped) => PoolWrite::Unchanged,
         Err(WriteError::Api(e)) if api_code(&e) == Some(404) => PoolWrite::Unchanged,

@@ -266,24 +266,26 @@ fn list(ips: &[IpAddr]) -> String {
         .join(", ")
 }
 
-/// The Events of the transition from what the Service carries to `wanted`. `why` explains a
+/// The Event of a Service no longer served that gave `released` back.
+pub fn released_event(released: &[IpAddr]) -> EventSpec {
+    EventSpec {
+        type_: EventType::Normal,
+        reason: EventReason::IpReleased,
+        note: format!(
+            "released {}: the service is no longer a LoadBalancer served by ferrolb",
+            list(released)
+        ),
+    }
+}
+
+/// The Events of the transition of a served Service from what it carries to `wanted`. `why` explains a
 /// change the Service did not cause (a pool edit, an address found invalid at start-up).
 pub fn transition_events(svc: &Service, wanted: &Wanted, why: Option<&str>) -> Vec<EventSpec> {
     let before = ingress_ips(svc);
     let after = &wanted.ingress;
     let because = why.map(|w| format!(" ({w})")).unwrap_or_default();
     let Some(condition) = &wanted.condition else {
-        if before.is_empty() || !wanted.owns_ingress {
-            return Vec::new();
-        }
-        return vec![EventSpec {
-            type_: EventType::Normal,
-            reason: EventReason::IpReleased,
-            note: format!(
-                "released {}: the service is no longer a LoadBalancer served by ferrolb",
-                list(&before)
-            ),
-        }];
+        return Vec::new();
     };
     if !condition.reason.is_allocated() {
         let current = current_condition(svc);

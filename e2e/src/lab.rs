@@ -18,7 +18,7 @@ use crate::net;
 use crate::pki;
 use crate::procs::{self, ProcSpec};
 use crate::routing;
-use crate::state::{self, MachineLock, Part, Paths, Ports, Proc, State};
+use crate::state::{self, CONTROLLER_REPLICAS, MachineLock, Part, Paths, Ports, Proc, State};
 use crate::topology::{self as t, NodeId, RouterKind, Topology};
 
 /// How long a stopping process gets between SIGTERM and SIGKILL.
@@ -141,12 +141,15 @@ fn speaker_spec(paths: &Paths, bin_dir: &Path, n: NodeId) -> ProcSpec {
 pub const FERROLB_NAMESPACE: &str = chart::NAMESPACE;
 pub const MEMBERSHIP_SECRET: &str = "ferrolb-membership";
 
-fn controller_spec(paths: &Paths, bin_dir: &Path, metrics_port: u16) -> ProcSpec {
+fn controller_spec(paths: &Paths, bin_dir: &Path, replica: u8, metrics_port: u16) -> ProcSpec {
     ProcSpec {
         netns: None,
         program: bin_dir.join("ferrolb-controller"),
         args: vec![],
         env: vec![
+            // As a Deployment's downward API would set it: the holder of the Lease names the
+            // replica (tests find the leader by it).
+            ("POD_NAME".into(), format!("controller-{replica}")),
             // The token of the chart's controller ServiceAccount (chart::install_identities).
             (
                 "KUBECONFIG".into(),
@@ -160,7 +163,7 @@ fn controller_spec(paths: &Paths, bin_dir: &Path, metrics_port: u16) -> ProcSpec
                 format!("127.0.0.1:{metrics_port}"),
             ),
         ],
-        log: paths.log(&Part::Controller),
+        log: paths.log(&Part::Controller(replica)),
     }
 }
 
@@ -354,14 +357,18 @@ pub fn up_locked(paths: &Paths, opts: &UpOptions, progress: &mut dyn FnMut(&str)
             speaker_spec(paths, &opts.bin_dir, n),
         )?;
     }
-    start(
-        &mut st,
-        paths,
-        Part::Controller,
-        controller_spec(paths, &opts.bin_dir, ports.controller_metrics),
-    )?;
-    let controller_health = format!("http://127.0.0.1:{}/healthz", ports.controller_metrics);
-    wait_healthy(&st, Part::Controller, None, &controller_health)?;
+    for (replica, port) in (1..=CONTROLLER_REPLICAS).zip(ports.controller_metrics) {
+        start(
+            &mut st,
+            paths,
+            Part::Controller(replica),
+            controller_spec(paths, &opts.bin_dir, replica, port),
+        )?;
+    }
+    for (replica, port) in (1..=CONTROLLER_REPLICAS).zip(ports.controller_metrics) {
+        let health = format!("http://127.0.0.1:{port}/healthz");
+        wait_healthy(&st, Part::Controller(replica), None, &health)?;
+    }
     for n in topo.node_ids() {
         wait_healthy(&st, Part::Speaker(n), Some(&n.netns()), SPEAKER_HEALTH)?;
     }
@@ -581,7 +588,8 @@ pub fn down_locked(paths: &Paths) -> Result<DownReport> {
 /// What `lab kill` / `lab restart` act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
-    Controller,
+    /// One controller replica, or (`None`) all of them.
+    Controller(Option<u8>),
     Speaker(NodeId),
     Bird(NodeId),
     /// Agent, speaker and BIRD stopped, links down: a dead machine.
@@ -593,7 +601,7 @@ pub enum Target {
 }
 
 impl Target {
-    /// Parses `controller`, `speaker node2`, `node node2`, …
+    /// Parses `controller` (every replica), `controller 2`, `speaker node2`, `node node2`, …
     pub fn parse(component: &str, node: Option<&str>) -> Result<Target> {
         let node_arg = || -> Result<NodeId> {
             node.ok_or_else(|| {
@@ -611,7 +619,17 @@ impl Target {
             None => Ok(t),
         };
         match component {
-            "controller" => no_node(Target::Controller),
+            "controller" => match node {
+                None => Ok(Target::Controller(None)),
+                Some(r) => match r.parse::<u8>() {
+                    Ok(r) if (1..=CONTROLLER_REPLICAS).contains(&r) => {
+                        Ok(Target::Controller(Some(r)))
+                    }
+                    _ => Err(LabError::Usage(format!(
+                        "the lab runs controller replicas 1..{CONTROLLER_REPLICAS}; there is no {r:?}"
+                    ))),
+                },
+            },
             "apiserver" => no_node(Target::Apiserver),
             "controller-manager" => no_node(Target::ControllerManager),
             "etcd" => no_node(Target::Etcd),
@@ -627,7 +645,8 @@ impl Target {
 
     fn parts(self) -> Vec<Part> {
         match self {
-            Target::Controller => vec![Part::Controller],
+            Target::Controller(Some(r)) => vec![Part::Controller(r)],
+            Target::Controller(None) => (1..=CONTROLLER_REPLICAS).map(Part::Controller).collect(),
             Target::Speaker(n) => vec![Part::Speaker(n)],
             Target::Bird(n) => vec![Part::Bird(n)],
             Target::Node(n) => vec![Part::Speaker(n), Part::Agent(n), Part::Bird(n)],
@@ -714,7 +733,7 @@ pub fn restart(paths: &Paths, target: Target) -> Result<()> {
     st.save(paths)
 }
 
-/// The log file of a component: `controller`, `apiserver`, `controller-manager`, `etcd`,
+/// The log file of a component: `controller` (replica 1, or the replica given), `apiserver`, `controller-manager`, `etcd`,
 /// `router`, `router-bgpd` (FRR), or `speaker`, `bird`, `agent` (alias `node`) with a node.
 pub fn log_path(paths: &Paths, component: &str, node: Option<&str>) -> Result<PathBuf> {
     let node_id = || -> Result<NodeId> {
@@ -723,6 +742,10 @@ pub fn log_path(paths: &Paths, component: &str, node: Option<&str>) -> Result<Pa
             .map_err(LabError::Usage)
     };
     let part = match component {
+        "controller" => match Target::parse(component, node)? {
+            Target::Controller(Some(r)) => Part::Controller(r),
+            _ => Part::Controller(1),
+        },
         "speaker" => Part::Speaker(node_id()?),
         "bird" => Part::Bird(node_id()?),
         "agent" | "node" => Part::Agent(node_id()?),

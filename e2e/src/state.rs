@@ -100,7 +100,8 @@ pub enum Part {
     /// The kubelet's and kube-proxy's part for one node.
     Agent(NodeId),
     Speaker(NodeId),
-    Controller,
+    /// A ferrolb-controller replica, 1 or 2 (one leads, the other stands by).
+    Controller(u8),
 }
 
 impl fmt::Display for Part {
@@ -115,7 +116,7 @@ impl fmt::Display for Part {
             Part::Bird(n) => write!(f, "bird-{n}"),
             Part::Agent(n) => write!(f, "agent-{n}"),
             Part::Speaker(n) => write!(f, "speaker-{n}"),
-            Part::Controller => f.write_str("controller"),
+            Part::Controller(r) => write!(f, "controller-{r}"),
         }
     }
 }
@@ -131,12 +132,18 @@ impl FromStr for Part {
             "controller-manager" => Ok(Part::ControllerManager),
             "router" => Ok(Part::Router),
             "router-bgpd" => Ok(Part::RouterBgpd),
-            "controller" => Ok(Part::Controller),
             _ => {
                 if let Some(rest) = s.strip_prefix("bird-") {
                     per_node(rest, Part::Bird)
                 } else if let Some(rest) = s.strip_prefix("agent-") {
                     per_node(rest, Part::Agent)
+                } else if let Some(rest) = s.strip_prefix("controller-") {
+                    match rest.parse::<u8>() {
+                        Ok(r) if (1..=CONTROLLER_REPLICAS).contains(&r) => Ok(Part::Controller(r)),
+                        _ => Err(format!(
+                            "{s:?} is not a lab process (controller-1 or controller-2)"
+                        )),
+                    }
                 } else if let Some(rest) = s.strip_prefix("speaker-") {
                     per_node(rest, Part::Speaker)
                 } else {
@@ -176,14 +183,18 @@ pub struct Ports {
     pub etcd_peer: u16,
     pub apiserver: u16,
     pub controller_manager: u16,
-    pub controller_metrics: u16,
+    /// /healthz, /readyz and /metrics of each controller replica.
+    pub controller_metrics: [u16; CONTROLLER_REPLICAS as usize],
 }
+
+/// How many ferrolb-controller processes the lab runs (as a Deployment's 2 replicas would).
+pub const CONTROLLER_REPLICAS: u8 = 2;
 
 impl Ports {
     /// Distinct ports that are free now (the kernel hands them out; they are released at
     /// once and taken by the lab's processes a moment later).
     pub fn pick() -> Result<Ports> {
-        let listeners = (0..5)
+        let listeners = (0..4 + usize::from(CONTROLLER_REPLICAS))
             .map(|_| std::net::TcpListener::bind(("127.0.0.1", 0)))
             .collect::<std::io::Result<Vec<_>>>()
             .and_then(|ls| {
@@ -200,7 +211,7 @@ impl Ports {
             etcd_peer: listeners[1],
             apiserver: listeners[2],
             controller_manager: listeners[3],
-            controller_metrics: listeners[4],
+            controller_metrics: [listeners[4], listeners[5]],
         })
     }
 }
@@ -349,7 +360,8 @@ mod tests {
             Part::ControllerManager,
             Part::Router,
             Part::RouterBgpd,
-            Part::Controller,
+            Part::Controller(1),
+            Part::Controller(2),
             Part::Bird(NodeId(3)),
             Part::Agent(NodeId(1)),
             Part::Speaker(NodeId(16)),
@@ -357,5 +369,6 @@ mod tests {
             assert_eq!(p.to_string().parse::<Part>(), Ok(p));
         }
         assert!("speaker-router".parse::<Part>().is_err());
+        assert!("controller-3".parse::<Part>().is_err());
     }
 }

@@ -152,7 +152,10 @@ fn small_pool() -> IPAddressPool {
 fn a_served_service_gets_an_address_condition_and_annotation() {
     let mut w = World::new(&[small_pool()]);
     let plan = w.put(service("a", json!({}), json!({})));
-    assert_eq!(plan.result, Some(IpAllocatedReason::Allocated));
+    assert_eq!(
+        plan.outcome,
+        Some(Outcome::Condition(IpAllocatedReason::Allocated))
+    );
     assert_eq!(plan.events[0].reason, EventReason::IpAllocated);
     assert_eq!(w.ingress("a"), vec![ip("198.51.100.10")]);
     let (status, reason, message) = w.condition("a");
@@ -180,7 +183,10 @@ fn the_third_service_of_a_two_address_pool_is_pool_exhausted_naming_the_pool() {
     w.put(service("a", json!({}), json!({})));
     w.put(service("b", json!({}), json!({})));
     let plan = w.put(service("c", json!({}), json!({})));
-    assert_eq!(plan.result, Some(IpAllocatedReason::PoolExhausted));
+    assert_eq!(
+        plan.outcome,
+        Some(Outcome::Condition(IpAllocatedReason::PoolExhausted))
+    );
     let (status, reason, message) = w.condition("c");
     assert_eq!(
         (status.as_str(), reason.as_str()),
@@ -200,7 +206,10 @@ fn growing_the_pool_wakes_exactly_the_waiting_service() {
     let wake = w.engine.apply_pool(&grown, w.t);
     assert_eq!(wake, vec![key("c")]);
     let plan = w.reconcile(&key("c"));
-    assert_eq!(plan.result, Some(IpAllocatedReason::Allocated));
+    assert_eq!(
+        plan.outcome,
+        Some(Outcome::Condition(IpAllocatedReason::Allocated))
+    );
     assert_eq!(w.ingress("c"), vec![ip("198.51.100.12")]);
     // The others did not move.
     assert_eq!(w.ingress("a"), vec![ip("198.51.100.10")]);
@@ -251,7 +260,10 @@ fn a_deleted_pool_reallocates_exactly_its_services_with_the_reason() {
     assert_eq!(wake, vec![key("a")]);
     let plan = w.reconcile(&key("a"));
     // It asked for the deleted pool by name: nothing else may serve it.
-    assert_eq!(plan.result, Some(IpAllocatedReason::NoMatchingPool));
+    assert_eq!(
+        plan.outcome,
+        Some(Outcome::Condition(IpAllocatedReason::NoMatchingPool))
+    );
     assert!(
         plan.events[0].note.contains("pool two was deleted"),
         "{}",
@@ -339,7 +351,12 @@ fn a_requested_address_held_by_another_waits_for_it() {
         json!({"ferrolb.io/loadBalancerIPs": "198.51.100.0"}),
         json!({}),
     ));
-    assert_eq!(plan.result, Some(IpAllocatedReason::RequestedIPUnavailable));
+    assert_eq!(
+        plan.outcome,
+        Some(Outcome::Condition(
+            IpAllocatedReason::RequestedIPUnavailable
+        ))
+    );
     let (_, _, message) = w.condition("b");
     assert!(message.contains("in use by service team/a"), "{message}");
     assert_eq!(w.delete("a"), vec![key("b")]);
@@ -365,7 +382,10 @@ fn sharing_services_share_and_a_port_conflict_waits_for_the_holder_to_change() {
         json!({"ferrolb.io/allow-shared-ip": "k", "ferrolb.io/loadBalancerIPs": "198.51.100.0"}),
         json!({"ports": [{"port": 443, "protocol": "TCP"}]}),
     ));
-    assert_eq!(plan.result, Some(IpAllocatedReason::SharingConflict));
+    assert_eq!(
+        plan.outcome,
+        Some(Outcome::Condition(IpAllocatedReason::SharingConflict))
+    );
     // b moves to port 8443: c may share now.
     w.services.insert(key("b"), shared("b", 8443));
     let plan = w.reconcile(&key("b"));
@@ -433,6 +453,25 @@ fn type_change_releases_clears_and_frees_the_address() {
 }
 
 #[test]
+fn a_release_is_reported_even_when_the_api_server_dropped_the_ingress_first() {
+    let mut w = World::new(&[small_pool()]);
+    w.put(service("a", json!({}), json!({})));
+    let mut a = w.services[&key("a")].clone();
+    a.spec.as_mut().unwrap().type_ = Some("ClusterIP".into());
+    a.status.as_mut().unwrap().load_balancer = None;
+    w.services.insert(key("a"), a);
+    let plan = w.reconcile(&key("a"));
+    assert_eq!(plan.outcome, Some(Outcome::Released));
+    assert_eq!(plan.events[0].reason, EventReason::IpReleased);
+    assert!(
+        plan.events[0].note.contains("198.51.100.10"),
+        "{}",
+        plan.events[0].note
+    );
+    assert!(w.engine.holders(ip("198.51.100.10")).is_empty());
+}
+
+#[test]
 fn an_invalid_annotation_is_a_false_condition_and_frees_the_address() {
     let mut w = World::new(&[small_pool()]);
     w.put(service("a", json!({}), json!({})));
@@ -441,7 +480,10 @@ fn an_invalid_annotation_is_a_false_condition_and_frees_the_address() {
         json!({"ferrolb.io/loadBalancerIPs": "198.51.100.10,banana"}),
         json!({}),
     ));
-    assert_eq!(plan.result, Some(IpAllocatedReason::InvalidAnnotation));
+    assert_eq!(
+        plan.outcome,
+        Some(Outcome::Condition(IpAllocatedReason::InvalidAnnotation))
+    );
     let (status, reason, message) = w.condition("a");
     assert_eq!(
         (status.as_str(), reason.as_str()),
@@ -487,14 +529,20 @@ fn prefer_dual_stack_gets_both_families_and_require_dual_stack_both_or_none() {
         json!({}),
         json!({"ipFamilyPolicy": "RequireDualStack", "ipFamilies": ["IPv4", "IPv6"]}),
     ));
-    assert_eq!(plan.result, Some(IpAllocatedReason::NoMatchingPool));
+    assert_eq!(
+        plan.outcome,
+        Some(Outcome::Condition(IpAllocatedReason::NoMatchingPool))
+    );
     assert!(w.ingress("require").is_empty());
     let plan = w.put(service(
         "prefer",
         json!({}),
         json!({"ipFamilyPolicy": "PreferDualStack", "ipFamilies": ["IPv4", "IPv6"]}),
     ));
-    assert_eq!(plan.result, Some(IpAllocatedReason::Allocated));
+    assert_eq!(
+        plan.outcome,
+        Some(Outcome::Condition(IpAllocatedReason::Allocated))
+    );
     let (_, _, message) = w.condition("prefer");
     assert!(message.contains("not dual-stack"), "{message}");
 }

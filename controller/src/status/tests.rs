@@ -211,14 +211,19 @@ fn released_service_loses_condition_annotation_and_ingress() {
         json!([{"type": IP_ALLOCATED, "$patch": "delete"}])
     );
     assert!(annotation_patch(&s, &wanted).is_some());
-    let events = transition_events(&s, &wanted, None);
-    assert_eq!(events[0].reason, EventReason::IpReleased);
+    assert!(transition_events(&s, &wanted, None).is_empty());
+    let event = released_event(&["198.51.100.1".parse().unwrap()]);
+    assert_eq!(event.reason, EventReason::IpReleased);
+    assert!(
+        event.note.starts_with("released 198.51.100.1"),
+        "{}",
+        event.note
+    );
 
     // Another class's Service: the ingress is theirs.
     let theirs = Wanted::released(false);
     let patch = status_patch(&s, &theirs, now()).unwrap();
     assert!(patch["status"].get("loadBalancer").is_none());
-    assert!(transition_events(&s, &theirs, None).is_empty());
 }
 
 #[test]

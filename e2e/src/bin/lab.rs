@@ -38,8 +38,8 @@ enum Cmd {
     Down,
     /// Processes, memory, BGP sessions and nodes.
     Status,
-    /// Stop a part: controller, speaker NODE, bird NODE, node NODE, apiserver,
-    /// controller-manager, etcd, router.
+    /// Stop a part: controller (both replicas) or controller 1|2, speaker NODE, bird NODE,
+    /// node NODE, apiserver, controller-manager, etcd, router.
     Kill {
         component: String,
         node: Option<String>,
@@ -49,7 +49,7 @@ enum Cmd {
         component: String,
         node: Option<String>,
     },
-    /// Print a part's log: controller, apiserver, controller-manager, etcd, router,
+    /// Print a part's log: controller [1|2], apiserver, controller-manager, etcd, router,
     /// router-bgpd, or speaker/bird/agent NODE.
     Logs {
         component: String,
