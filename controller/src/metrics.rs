@@ -3,7 +3,6 @@
 use std::sync::atomic::AtomicU64;
 
 use ferrolb_api::addr::Family;
-use ferrolb_api::conditions::IpAllocatedReason;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family as MetricFamily;
@@ -161,6 +160,7 @@ impl Metrics {
 mod tests {
     use super::*;
     use crate::allocator::FamilyCounters;
+    use ferrolb_api::conditions::IpAllocatedReason;
 
     #[test]
     fn exported_names_and_labels() {
