@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use ferrolb_e2e::chart::{self, CONTROLLER_ACCOUNT, NAMESPACE, SPEAKER_ACCOUNT};
-use ferrolb_e2e::state::{Part, State};
+use ferrolb_e2e::state::{CONTROLLER_REPLICAS, Part, State};
 use ferrolb_e2e::{Lab, cmd, poll};
 
 fn state(lab: &Lab) -> State {
@@ -116,10 +116,12 @@ async fn the_lab_runs_ferrolb_as_the_charts_service_accounts() {
             .map(|(_, v)| v.clone())
             .unwrap()
     };
-    assert_eq!(
-        kubeconfig_of(Part::Controller),
-        controller(&lab).display().to_string()
-    );
+    for replica in 1..=CONTROLLER_REPLICAS {
+        assert_eq!(
+            kubeconfig_of(Part::Controller(replica)),
+            controller(&lab).display().to_string()
+        );
+    }
     for n in lab.nodes() {
         assert_eq!(
             kubeconfig_of(Part::Speaker(n)),
@@ -671,14 +673,17 @@ async fn the_alerts_read_metrics_the_programs_export() {
         "the rule's metrics at the controller's and a speaker's /metrics",
         Duration::from_secs(30),
         || async {
-            let controller_metrics = Command::new("curl")
-                .args(["-sS", "--max-time", "5"])
-                .arg(format!(
-                    "http://127.0.0.1:{}/metrics",
-                    st.ports.controller_metrics
-                ))
-                .output()
-                .map_err(|e| e.to_string())?;
+            // Every replica: only the leader has series of some families.
+            let mut outputs = Vec::new();
+            for port in st.ports.controller_metrics {
+                outputs.push(
+                    Command::new("curl")
+                        .args(["-sS", "--max-time", "5"])
+                        .arg(format!("http://127.0.0.1:{port}/metrics"))
+                        .output()
+                        .map_err(|e| e.to_string())?,
+                );
+            }
             let speaker_metrics = lab
                 .exec(
                     &node.netns(),
@@ -688,7 +693,8 @@ async fn the_alerts_read_metrics_the_programs_export() {
                 .map_err(|e| e.to_string())?;
             // # TYPE lines name every exported family.
             let mut exported = BTreeSet::new();
-            for out in [controller_metrics, speaker_metrics] {
+            outputs.push(speaker_metrics);
+            for out in outputs {
                 for line in String::from_utf8_lossy(&out.stdout).lines() {
                     if let Some(rest) = line.strip_prefix("# TYPE ") {
                         exported.insert(rest.split_whitespace().next().unwrap_or("").to_string());
@@ -807,7 +813,12 @@ async fn ferrolb_does_its_work_with_the_charts_rights() {
     .unwrap();
 
     // … and none of them was refused anything on the way.
-    let mut refused = lines_mentioning_forbidden(&lab.paths.log(&Part::Controller));
+    let mut refused = Vec::new();
+    for replica in 1..=CONTROLLER_REPLICAS {
+        refused.extend(lines_mentioning_forbidden(
+            &lab.paths.log(&Part::Controller(replica)),
+        ));
+    }
     for n in lab.nodes() {
         refused.extend(lines_mentioning_forbidden(
             &lab.paths.log(&Part::Speaker(n)),
