@@ -7,14 +7,17 @@
 #   make e2e       the end-to-end tests alone (each test binary brings up its own lab)
 #   make crds      regenerate crds/ (and the chart's copy) from the types in api/src
 #   make chart-lint  helm lint of charts/ferrolb with its default and its other value sets
+#   make bench     every benchmark at full size on release builds (not in `make test`):
+#                  bench/results/<UTC>.json, bench/REPORT.md, bench/plots/ (bench/README.md)
+#   make bench-smoke  every benchmark at a tiny size (part of `make test`), into target/bench-smoke
 #
 # `test` is a list of steps; each is a target of its own.
 
 CARGO ?= cargo
 
-.PHONY: test check fmt clippy unit crds crds-check chart-lint lab lab-down e2e
+.PHONY: test check fmt clippy unit crds crds-check chart-lint lab lab-down e2e bench bench-smoke
 
-test: check unit crds-check chart-lint e2e
+test: check unit crds-check chart-lint e2e bench-smoke
 
 check: fmt clippy
 
@@ -73,3 +76,16 @@ lab-down:
 e2e:
 	$(CARGO) build --bins
 	$(CARGO) test -p ferrolb-e2e --no-fail-fast; status=$$?; $(LAB) down; exit $$status
+
+# Benchmarks (bench/README.md): the bench binary builds what it runs, runs the allocator's
+# criterion bench and every e2e/tests/*_bench.rs program (each in its own lab, one after the
+# other), and writes the results, the report and the plots. It fails when a program fails or
+# writes no figure; a missed target is reported, not a failure. `make bench` takes about
+# 20 minutes on the 2-core lab machine once the release build exists.
+bench:
+	$(CARGO) run --quiet -p ferrolb-bench -- run --release --size full --out bench
+
+# The same programs at FERROLB_BENCH_SIZE=smoke on the dev build `make test` already made, so
+# the benchmark code cannot rot; the report and plots go to target/bench-smoke/ (not committed).
+bench-smoke:
+	$(CARGO) run --quiet -p ferrolb-bench -- run --size smoke --out $(or $(CARGO_TARGET_DIR),target)/bench-smoke --timeout-min 10
