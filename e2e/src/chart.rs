@@ -205,3 +205,26 @@ current-context: {account}
         ca = ca.display(),
     )
 }
+
+/// The metric families docs/metrics.md lists: the backquoted `ferrolb_*` name at the start of
+/// each table row, as exposition `# TYPE` lines name them (without a counter's `_total` or
+/// an info metric's `_info`).
+pub fn documented_metric_families(paths: &Paths) -> Result<std::collections::BTreeSet<String>> {
+    let path = paths.repo.join("docs/metrics.md");
+    let text = std::fs::read_to_string(&path).map_err(|source| LabError::ReadFile {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `ferrolb_"))
+        .filter_map(|rest| rest.split('`').next())
+        .map(|name| {
+            let family = name
+                .strip_suffix("_total")
+                .or_else(|| name.strip_suffix("_info"))
+                .unwrap_or(name);
+            format!("ferrolb_{family}")
+        })
+        .collect())
+}

@@ -669,7 +669,7 @@ async fn the_alerts_read_metrics_the_programs_export() {
     apply_lab_config(&lab).await;
     let st = state(&lab);
     let node = lab.nodes()[0];
-    poll(
+    let exported = poll(
         "the rule's metrics at the controller's and a speaker's /metrics",
         Duration::from_secs(30),
         || async {
@@ -703,7 +703,7 @@ async fn the_alerts_read_metrics_the_programs_export() {
             }
             let missing: Vec<_> = wanted.difference(&exported).collect();
             if missing.is_empty() {
-                Ok(())
+                Ok(exported)
             } else {
                 Err(format!(
                     "the PrometheusRule reads {missing:?}, which neither program exports; they export {exported:?}"
@@ -713,6 +713,17 @@ async fn the_alerts_read_metrics_the_programs_export() {
     )
     .await
     .unwrap();
+
+    // docs/metrics.md lists every family the programs export.
+    let documented = chart::documented_metric_families(&lab.paths).unwrap();
+    let undocumented: Vec<_> = exported
+        .iter()
+        .filter(|m| m.starts_with("ferrolb_") && !documented.contains(*m))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "exported but not in docs/metrics.md: {undocumented:?}"
+    );
 }
 
 /// examples/lab/ferrolb.yaml: the lab's pools, BGP peer and advertisements (what `make lab`

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -531,4 +531,53 @@ fn the_alerting_rules_are_promql_prometheus_parses() {
     ]);
     let text = serde_yaml::to_string(kind(&docs, "PrometheusRule")[0]).unwrap();
     assert!(!text.contains("kube_service"), "{text}");
+}
+
+/// The names passed to `registry.register(` in the programs' sources (test modules left out).
+fn registered_metric_families() -> BTreeSet<String> {
+    fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                rust_files(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs")
+                && !p
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .ends_with("tests.rs")
+            {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    for dir in ["controller/src", "speaker/src", "runtime/src"] {
+        rust_files(&paths().repo.join(dir), &mut files);
+    }
+    let mut out = BTreeSet::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let text = text.split("#[cfg(test)]\nmod tests").next().unwrap();
+        let mut rest = text;
+        while let Some(i) = rest.find("registry.register(") {
+            rest = &rest[i + "registry.register(".len()..];
+            let start = rest.find('"').unwrap() + 1;
+            let end = start + rest[start..].find('"').unwrap();
+            out.insert(format!("ferrolb_{}", &rest[start..end]));
+            rest = &rest[end..];
+        }
+    }
+    out
+}
+
+#[test]
+fn the_metrics_reference_lists_exactly_the_registered_metrics() {
+    let registered = registered_metric_families();
+    assert!(registered.len() >= 20, "{registered:?}");
+    let documented = chart::documented_metric_families(&paths()).unwrap();
+    assert_eq!(
+        documented, registered,
+        "docs/metrics.md against the registry.register calls in the sources"
+    );
 }
