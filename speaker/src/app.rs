@@ -19,6 +19,10 @@
 //!                    status writer (status.rs):        /metrics /readyz /healthz
 //!                    ServiceL2Status, ServiceBGPStatus,  (ferrolb-runtime Server)
 //!                    Event NodeAnnouncing
+//!
+//!  BgpSpeaker::status() ─ watch ─┐   watch<BGPPeer name per session> (from the core)
+//!                                ▼   ▼
+//!                    session reporter (status.rs): Events on the BGPPeers
 //! ```
 //!
 //! Start-up: nothing is announced until every watch has listed once (the world is synced)
@@ -159,6 +163,14 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         ..AnnouncerConfig::default()
     };
     let table = links.borrow().clone();
+    let bgp = BgpSpeaker::new(Some(bgp_metrics));
+    let (peer_names, peer_names_rx) = watch::channel(BTreeMap::new());
+    let sessions_task = tokio::spawn(status::run_bgp_sessions(
+        client.clone(),
+        me.clone(),
+        bgp.status(),
+        peer_names_rx,
+    ));
     let core = Core {
         me: me.clone(),
         world: World::new(),
@@ -169,7 +181,8 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         links,
         links_alive: true,
         l2: L2Announcer::new(l2_config, l2_metrics, table),
-        bgp: BgpSpeaker::new(Some(bgp_metrics)),
+        bgp,
+        peer_names,
         secrets: SecretWatches::new(client.clone(), tx.clone()),
         desired: desired_tx,
         metrics: speaker_metrics,
@@ -193,6 +206,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         task.abort();
     }
     status_task.abort();
+    sessions_task.abort();
     shutdown.cancel();
     if let Ok(Err(error)) = server.await {
         tracing::warn!(error = %error, "health server");
@@ -297,6 +311,8 @@ struct Core {
     links_alive: bool,
     l2: L2Announcer,
     bgp: BgpSpeaker,
+    /// Which BGPPeer each session comes from, for the session reporter's Events.
+    peer_names: watch::Sender<BTreeMap<PeerKey, status::SessionPeer>>,
     secrets: SecretWatches,
     desired: watch::Sender<Desired>,
     metrics: SpeakerMetrics,
@@ -651,6 +667,27 @@ impl Core {
                 Some((config.peer, set.clone()))
             })
             .collect();
+        let names: BTreeMap<PeerKey, status::SessionPeer> = plan
+            .peers
+            .iter()
+            .filter_map(|(name, c)| {
+                let c = c.as_ref().ok()?;
+                Some((
+                    c.peer,
+                    status::SessionPeer {
+                        name: name.as_str().to_owned(),
+                        tcp_md5: c.password.is_some(),
+                    },
+                ))
+            })
+            .collect();
+        self.peer_names.send_if_modified(|cur| {
+            let changed = *cur != names;
+            if changed {
+                *cur = names;
+            }
+            changed
+        });
         self.bgp.set_peers(configs);
         self.bgp.set_all_routes(routes);
         self.report_errors(errors);

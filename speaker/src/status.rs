@@ -8,6 +8,11 @@
 //!                                 │ actions(desired, observed)      (pure, below)
 //!                                 ▼
 //!                 create + status patch / status patch / delete; Event NodeAnnouncing
+//!
+//!  BgpSpeaker::status ── watch<PeerStatus per peer> ──▶ session reporter task
+//!                                                        │ SessionReporter (pure, below)
+//!                                                        ▼
+//!                     Events BGPSessionEstablished / BGPSessionFailed on the BGPPeer
 //! ```
 //!
 //! Each speaker writes only its own objects (annotation `ferrolb.io/node`), and writes only
@@ -24,7 +29,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use ferrolb_api::{
-    BgpAnnouncement, InterfaceInfo, L2Announcement, ServiceBGPStatus, ServiceL2Status,
+    BGPPeer, BgpAnnouncement, InterfaceInfo, L2Announcement, ServiceBGPStatus, ServiceL2Status,
 };
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -39,6 +44,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, watch};
 
+use crate::bgp::{PeerKey, PeerStatus, ResetReason, SessionError};
 use crate::membership::NodeName;
 use crate::world::ServiceKey;
 
@@ -535,6 +541,197 @@ pub async fn run(client: Client, me: NodeName, mut desired: watch::Receiver<Desi
     }
 }
 
+/// Reason of the Event on a BGPPeer when this node's session with it is established.
+pub const BGP_SESSION_ESTABLISHED: &str = "BGPSessionEstablished";
+/// Reason of the Event on a BGPPeer when this node's session with it failed.
+pub const BGP_SESSION_FAILED: &str = "BGPSessionFailed";
+
+/// One Event about a node's session with a peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionNote {
+    pub peer: PeerKey,
+    pub warning: bool,
+    pub reason: &'static str,
+    /// The Event's action: `Connect`, or the kind of failure (`OpenRejected`, …). Events
+    /// with the same reason and action are counted as one series and keep their first note,
+    /// so each kind of failure gets its own action.
+    pub action: &'static str,
+    pub note: String,
+}
+
+/// What the session reporter knows of a configured peer besides its status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionPeer {
+    /// The BGPPeer the session comes from.
+    pub name: String,
+    /// A TCP MD5 password is set (a wrong one shows only as connects timing out).
+    pub tcp_md5: bool,
+}
+
+/// What was last said about a session, so that each change is said once: a peer refusing
+/// every attempt the same way gives one Event, not one per retry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Said {
+    Established,
+    Failed(String),
+}
+
+/// The Event action for a kind of failure.
+fn failure_action(reason: ResetReason) -> &'static str {
+    match reason {
+        ResetReason::ConnectFailed => "ConnectFailed",
+        ResetReason::ConnectionClosed => "ConnectionClosed",
+        ResetReason::HoldTimerExpired => "HoldTimerExpired",
+        ResetReason::NotificationReceived => "NotificationReceived",
+        ResetReason::OpenRejected => "OpenRejected",
+        ResetReason::MalformedMessage => "MalformedMessage",
+        ResetReason::UnexpectedMessage => "UnexpectedMessage",
+        ResetReason::Stopped => "Stopped",
+    }
+}
+
+/// Turns successive session statuses into Events (pure; the task below publishes them).
+#[derive(Debug, Default)]
+pub struct SessionReporter {
+    said: BTreeMap<PeerKey, Said>,
+}
+
+impl SessionReporter {
+    pub fn update(
+        &mut self,
+        node: &NodeName,
+        sessions: &BTreeMap<PeerKey, PeerStatus>,
+        peers: &BTreeMap<PeerKey, SessionPeer>,
+    ) -> Vec<SessionNote> {
+        self.said.retain(|peer, _| sessions.contains_key(peer));
+        let mut out = Vec::new();
+        for (peer, s) in sessions {
+            let (now, action, note) = if s.is_established() {
+                let n = s.negotiated.as_ref();
+                (
+                    Said::Established,
+                    "Connect",
+                    format!(
+                        "node {node}: BGP session with {peer} established (peer AS {}, hold time {} s)",
+                        n.map_or(0, |n| n.peer_as),
+                        n.map_or(0, |n| n.hold_time),
+                    ),
+                )
+            } else if let Some(error) = &s.last_error {
+                // The refusal behind later connection failures says more than they do.
+                let cause = s
+                    .last_protocol_error
+                    .as_ref()
+                    .filter(|_| error.is_transport())
+                    .unwrap_or(error);
+                let why = cause.to_string();
+                let mut note = format!("node {node}: BGP session with {peer} failed: {why}");
+                if cause != error {
+                    note.push_str(&format!(" (latest attempt: {error})"));
+                }
+                if *cause == SessionError::ConnectTimeout
+                    && peers.get(peer).is_some_and(|p| p.tcp_md5)
+                {
+                    note.push_str(
+                        " (a TCP MD5 password is set: a password the peer does not share \
+                         shows as exactly this)",
+                    );
+                }
+                note.push_str("; retrying with backoff");
+                (Said::Failed(why), failure_action(cause.reason()), note)
+            } else {
+                continue;
+            };
+            if self.said.get(peer) == Some(&now) {
+                continue;
+            }
+            let warning = matches!(now, Said::Failed(_));
+            self.said.insert(*peer, now);
+            out.push(SessionNote {
+                peer: *peer,
+                warning,
+                reason: if warning {
+                    BGP_SESSION_FAILED
+                } else {
+                    BGP_SESSION_ESTABLISHED
+                },
+                action,
+                note,
+            });
+        }
+        out
+    }
+}
+
+/// Publishes Events on the BGPPeers about this node's sessions, until `sessions` closes.
+/// `peers` says which BGPPeer each session comes from.
+pub async fn run_bgp_sessions(
+    client: Client,
+    me: NodeName,
+    mut sessions: watch::Receiver<BTreeMap<PeerKey, PeerStatus>>,
+    peers: watch::Receiver<BTreeMap<PeerKey, SessionPeer>>,
+) {
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "ferrolb-speaker".into(),
+            instance: Some(me.as_str().to_owned()),
+        },
+    );
+    let api: Api<BGPPeer> = Api::all(client);
+    // BGPPeer UIDs, for references `kubectl describe bgppeer` finds.
+    let mut uids: BTreeMap<String, String> = BTreeMap::new();
+    let mut reporter = SessionReporter::default();
+    loop {
+        let known = peers.borrow().clone();
+        // A BGPPeer deleted and made again under its name has a new UID.
+        uids.retain(|name, _| known.values().any(|p| p.name == *name));
+        let notes = reporter.update(&me, &sessions.borrow_and_update(), &known);
+        for n in notes {
+            let Some(name) = known.get(&n.peer).map(|p| p.name.clone()) else {
+                continue;
+            };
+            let uid = match uids.get(&name) {
+                Some(uid) => Some(uid.clone()),
+                None => match api.get_opt(&name).await {
+                    Ok(Some(p)) => p.metadata.uid.inspect(|uid| {
+                        uids.insert(name.clone(), uid.clone());
+                    }),
+                    Ok(None) => continue,
+                    Err(error) => {
+                        tracing::debug!(%error, peer = name, "reading the BGPPeer for its Event");
+                        None
+                    }
+                },
+            };
+            let reference = ObjectReference {
+                api_version: Some("ferrolb.io/v1alpha1".into()),
+                kind: Some("BGPPeer".into()),
+                name: Some(name.clone()),
+                uid,
+                ..ObjectReference::default()
+            };
+            let ev = KubeEvent {
+                type_: if n.warning {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
+                },
+                reason: n.reason.into(),
+                note: Some(n.note),
+                action: n.action.into(),
+                secondary: None,
+            };
+            if let Err(error) = recorder.publish(&ev, &reference).await {
+                tracing::warn!(%error, peer = name, "publishing the BGP session event failed");
+            }
+        }
+        if sessions.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 /// The L2 status of a Service announced here.
 pub fn l2_status(svc: &ServiceKey, node: &NodeName, interfaces: &[String]) -> L2Announcement {
     L2Announcement {
@@ -689,5 +886,144 @@ mod tests {
         let acts = actions(&me, &want, &live, &have, None);
         assert!(matches!(acts[0], Action::Delete { .. }));
         assert!(matches!(acts[1], Action::Create { .. }));
+    }
+
+    fn session(
+        state: crate::bgp::State,
+        last: Option<SessionError>,
+        protocol: Option<SessionError>,
+    ) -> PeerStatus {
+        let mut s = PeerStatus::new(1);
+        s.state = state;
+        s.last_error = last;
+        s.last_protocol_error = protocol;
+        s
+    }
+
+    fn peer_key(port: u16) -> PeerKey {
+        PeerKey::new("127.0.0.1".parse().unwrap(), port)
+    }
+
+    #[test]
+    fn a_refusal_is_reported_once_and_not_hidden_by_later_connection_failures() {
+        use crate::bgp::State;
+        let me = node("node3");
+        let peer = peer_key(1792);
+        let peers = BTreeMap::from([(
+            peer,
+            SessionPeer {
+                name: "bad-asn".into(),
+                tcp_md5: false,
+            },
+        )]);
+        let wrong_as = SessionError::BadPeerAs {
+            expected: 64999,
+            received: 64600,
+        };
+        let mut r = SessionReporter::default();
+        let notes = r.update(
+            &me,
+            &BTreeMap::from([(
+                peer,
+                session(State::Idle, Some(wrong_as.clone()), Some(wrong_as.clone())),
+            )]),
+            &peers,
+        );
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].warning);
+        assert_eq!(notes[0].reason, BGP_SESSION_FAILED);
+        assert_eq!(notes[0].action, "OpenRejected");
+        assert_eq!(
+            notes[0].note,
+            "node node3: BGP session with 127.0.0.1:1792 failed: peer AS 64600 is not the configured 64999; retrying with backoff"
+        );
+        // The peer now closes the connection at once, attempt after attempt: same cause,
+        // nothing new to say.
+        for _ in 0..3 {
+            let notes = r.update(
+                &me,
+                &BTreeMap::from([(
+                    peer,
+                    session(
+                        State::Active,
+                        Some(SessionError::ConnectionClosed),
+                        Some(wrong_as.clone()),
+                    ),
+                )]),
+                &peers,
+            );
+            assert!(notes.is_empty(), "{notes:?}");
+        }
+    }
+
+    #[test]
+    fn established_and_failed_alternate_and_a_new_kind_of_failure_is_said() {
+        use crate::bgp::State;
+        let me = node("node1");
+        let peer = peer_key(179);
+        let peers = BTreeMap::new();
+        let mut r = SessionReporter::default();
+        let up = BTreeMap::from([(peer, session(State::Established, None, None))]);
+        let notes = r.update(&me, &up, &peers);
+        assert_eq!(notes.len(), 1);
+        assert_eq!(
+            (notes[0].warning, notes[0].reason, notes[0].action),
+            (false, BGP_SESSION_ESTABLISHED, "Connect")
+        );
+        assert!(r.update(&me, &up, &peers).is_empty());
+
+        let hold = SessionError::HoldTimerExpired { hold_time: 9 };
+        let down = BTreeMap::from([(peer, session(State::Idle, Some(hold.clone()), Some(hold)))]);
+        let notes = r.update(&me, &down, &peers);
+        assert_eq!(notes.len(), 1);
+        assert_eq!(notes[0].action, "HoldTimerExpired");
+        assert!(
+            notes[0].note.contains("hold timer expired"),
+            "{}",
+            notes[0].note
+        );
+
+        let refused = SessionError::ConnectFailed {
+            message: "connecting: Connection refused (os error 111)".into(),
+        };
+        let notes = r.update(
+            &me,
+            &BTreeMap::from([(peer, session(State::Active, Some(refused), None))]),
+            &peers,
+        );
+        assert_eq!(notes.len(), 1);
+        assert_eq!(notes[0].action, "ConnectFailed");
+
+        assert_eq!(r.update(&me, &up, &peers).len(), 1);
+        // A removed peer is forgotten; configured again, it is reported afresh.
+        assert!(r.update(&me, &BTreeMap::new(), &peers).is_empty());
+        assert_eq!(r.update(&me, &up, &peers).len(), 1);
+    }
+
+    #[test]
+    fn connect_timeouts_with_a_password_point_at_the_password() {
+        use crate::bgp::State;
+        let me = node("node3");
+        let peer = peer_key(1794);
+        let peers = BTreeMap::from([(
+            peer,
+            SessionPeer {
+                name: "md5".into(),
+                tcp_md5: true,
+            },
+        )]);
+        let notes = SessionReporter::default().update(
+            &me,
+            &BTreeMap::from([(
+                peer,
+                session(State::Active, Some(SessionError::ConnectTimeout), None),
+            )]),
+            &peers,
+        );
+        assert!(
+            notes[0].note.contains("TCP MD5 password"),
+            "{}",
+            notes[0].note
+        );
     }
 }

@@ -76,8 +76,13 @@ pub enum StopMode {
     /// Send a Cease NOTIFICATION: the peer withdraws our routes at once.
     Notify(CeaseSubcode),
     /// Close the connection without NOTIFICATION. With graceful restart negotiated the
-    /// peer keeps our routes for the restart time (for a speaker restart).
+    /// peer keeps our routes for the restart time.
     Silent,
+    /// For a restart of this speaker: `Silent` when graceful restart was negotiated (the
+    /// peer keeps our routes until the new process re-sends them), otherwise Cease /
+    /// administrative reset — the peer drops our routes either way, and so it learns why
+    /// instead of seeing a bare connection close.
+    Restart,
 }
 
 /// Inputs to the machine (RFC 4271 §8.1 names in brackets).
@@ -186,6 +191,18 @@ impl ResetReason {
 }
 
 impl SessionError {
+    /// Whether the error is the TCP connection's (connect failed, closed, broken) rather
+    /// than something either side said or failed to say in BGP.
+    pub fn is_transport(&self) -> bool {
+        matches!(
+            self,
+            SessionError::ConnectFailed { .. }
+                | SessionError::ConnectTimeout
+                | SessionError::ConnectionClosed
+                | SessionError::ConnectionError { .. }
+        )
+    }
+
     pub fn reason(&self) -> ResetReason {
         use SessionError::*;
         match self {
@@ -282,6 +299,9 @@ pub struct Fsm {
     /// ("this speaker has restarted"), since every process start is a restart to the peer.
     restarting: bool,
     last_error: Option<SessionError>,
+    /// The last error of the BGP exchange itself, kept while later attempts fail at the TCP
+    /// level only (see [`Fsm::last_protocol_error`]).
+    last_protocol_error: Option<SessionError>,
     jitter: Box<dyn Jitter>,
 }
 
@@ -296,6 +316,7 @@ impl Fsm {
             failures: 0,
             restarting: true,
             last_error: None,
+            last_protocol_error: None,
             jitter,
         }
     }
@@ -327,6 +348,24 @@ impl Fsm {
 
     pub fn last_error(&self) -> Option<&SessionError> {
         self.last_error.as_ref()
+    }
+
+    /// The last error in the BGP exchange itself (OPEN refused either way, NOTIFICATION,
+    /// malformed message, hold timer), kept until the peer's OPEN is accepted again. A peer
+    /// that refused our OPEN often refuses the next connections outright (BIRD waits out
+    /// its error delay), so the latest error alone would hide the cause behind "connection
+    /// closed".
+    pub fn last_protocol_error(&self) -> Option<&SessionError> {
+        self.last_protocol_error.as_ref()
+    }
+
+    /// Whether both sides announced graceful restart in this session.
+    fn graceful_restart_negotiated(&self) -> bool {
+        self.config.graceful_restart.is_some()
+            && self
+                .negotiated
+                .as_ref()
+                .is_some_and(|n| n.peer_graceful_restart.is_some())
     }
 
     /// Failures since the session was last healthy.
@@ -374,6 +413,7 @@ impl Fsm {
 
             (S::OpenSent, E::Message(Message::Open(open))) => match self.check_open(&open) {
                 Ok(negotiated) => {
+                    self.last_protocol_error = None;
                     out.push(Action::Send(Message::Keepalive(Keepalive)));
                     self.start_session_timers(&negotiated, &mut out);
                     self.negotiated = Some(negotiated);
@@ -448,7 +488,13 @@ impl Fsm {
                 self.fail(error, None, &mut out)
             }
             (S::OpenSent | S::OpenConfirm | S::Established, E::Stop(mode)) => {
-                if let StopMode::Notify(subcode) = mode {
+                let cease = match mode {
+                    StopMode::Notify(subcode) => Some(subcode),
+                    StopMode::Silent => None,
+                    StopMode::Restart if self.graceful_restart_negotiated() => None,
+                    StopMode::Restart => Some(CeaseSubcode::AdministrativeReset),
+                };
+                if let Some(subcode) = cease {
                     out.push(Action::Send(Message::Notification(Notification::new(
                         ErrorCode::Cease(subcode),
                     ))));
@@ -500,6 +546,9 @@ impl Fsm {
         let delay = self.backoff();
         out.push(Action::StartTimer(Timer::IdleHold, delay));
         out.push(Action::Down(error.clone()));
+        if !error.is_transport() {
+            self.last_protocol_error = Some(error.clone());
+        }
         self.last_error = Some(error);
         self.sent = RouteSet::new();
         self.negotiated = None;

@@ -43,6 +43,9 @@ pub struct PeerStatus {
     /// When the session last reached Established, while it is.
     pub established_since: Option<SystemTime>,
     pub last_error: Option<SessionError>,
+    /// The last error of the BGP exchange itself (see [`super::fsm::Fsm::last_protocol_error`]):
+    /// when later attempts fail only at the TCP level, usually their cause.
+    pub last_protocol_error: Option<SessionError>,
     /// Prefixes the peer has from us now.
     pub announced_prefixes: usize,
     pub negotiated: Option<Negotiated>,
@@ -60,6 +63,7 @@ impl PeerStatus {
             state: State::Idle,
             established_since: None,
             last_error: None,
+            last_protocol_error: None,
             announced_prefixes: 0,
             negotiated: None,
             resets: 0,
@@ -439,7 +443,18 @@ impl Driver {
                     // A wrong TCP MD5 password shows only as a connect that times out
                     // (the peer's kernel drops unsigned or badly signed segments).
                     let md5 = self.config.password.is_some();
-                    warn!(peer = %self.peer, reason = reason.as_str(), error = %error, tcp_md5 = md5, "bgp session down; retrying after backoff");
+                    // A transport failure after the peer refused us is most likely the
+                    // same refusal again: name it, so the log line alone explains.
+                    let cause = fsm
+                        .last_protocol_error()
+                        .filter(|_| error.is_transport())
+                        .map(ToString::to_string);
+                    let retry_in = self
+                        .timers
+                        .get(&Timer::IdleHold)
+                        .or_else(|| self.timers.get(&Timer::ConnectRetry))
+                        .map(|at| at.saturating_duration_since(Instant::now()));
+                    warn!(peer = %self.peer, reason = reason.as_str(), error = %error, cause, retry_in = ?retry_in, tcp_md5 = md5, "bgp session down; retrying after backoff");
                     if let Some(m) = &self.metrics {
                         m.reset(reason);
                     }
@@ -484,6 +499,7 @@ impl Driver {
                 None
             },
             last_error: fsm.last_error().cloned(),
+            last_protocol_error: fsm.last_protocol_error().cloned(),
             announced_prefixes: fsm.announced().len(),
             negotiated: fsm.negotiated().cloned(),
             resets: self.resets,

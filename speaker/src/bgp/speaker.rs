@@ -33,9 +33,9 @@ use super::wire::CeaseSubcode;
 /// How [`BgpSpeaker::shutdown`] leaves the peers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shutdown {
-    /// For a restart: close without NOTIFICATION so that peers with graceful restart
-    /// keep our routes until the new process has re-sent them. Peers without graceful
-    /// restart drop our routes when the connection closes.
+    /// For a restart: close without NOTIFICATION where graceful restart was negotiated,
+    /// so that those peers keep our routes until the new process has re-sent them; Cease /
+    /// administrative reset to the others, which drop our routes at once either way.
     Restart,
     /// For good: Cease / administrative shutdown; peers withdraw our routes at once.
     Withdraw,
@@ -166,7 +166,7 @@ impl BgpSpeaker {
     /// Stops every session and waits until their connections are closed.
     pub async fn shutdown(mut self, how: Shutdown) {
         let mode = match how {
-            Shutdown::Restart => StopMode::Silent,
+            Shutdown::Restart => StopMode::Restart,
             Shutdown::Withdraw => StopMode::Notify(CeaseSubcode::AdministrativeShutdown),
         };
         let keys: Vec<PeerKey> = self.sessions.keys().copied().collect();

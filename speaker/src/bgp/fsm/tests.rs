@@ -471,3 +471,64 @@ fn stopping_notifies_or_closes_silently() {
     assert!(sent(&a).is_empty());
     assert!(a.contains(&Action::Close));
 }
+
+#[test]
+fn stopping_for_a_restart_is_silent_only_with_graceful_restart_negotiated() {
+    let mut gr = config();
+    gr.graceful_restart = Some(Duration::from_secs(120));
+
+    // Both sides announced it: the peer keeps our routes, so no NOTIFICATION.
+    let mut fsm = fsm_with(gr.clone());
+    establish(&mut fsm, peer_open(65000, 90, &both(), true));
+    let a = fsm.handle(Event::Stop(StopMode::Restart));
+    assert!(sent(&a).is_empty(), "{a:?}");
+    assert!(a.contains(&Action::Close));
+
+    // The peer did not: it drops our routes anyway, and is told why.
+    let mut fsm = fsm_with(gr);
+    establish(&mut fsm, peer_open(65000, 90, &both(), false));
+    let a = fsm.handle(Event::Stop(StopMode::Restart));
+    assert_eq!(notification(&a), Some((6, 4)));
+
+    // Off on our side.
+    let mut fsm = fsm_with(config());
+    establish(&mut fsm, peer_open(65000, 90, &both(), true));
+    let a = fsm.handle(Event::Stop(StopMode::Restart));
+    assert_eq!(notification(&a), Some((6, 4)));
+    assert_eq!(fsm.state(), State::Idle);
+}
+
+#[test]
+fn a_refused_open_stays_the_protocol_error_through_later_connection_failures() {
+    let mut fsm = fsm_with(config());
+    fsm.handle(Event::Start);
+    fsm.handle(Event::TcpConnected);
+    let a = fsm.handle(Event::Message(peer_open(65099, 90, &both(), false)));
+    assert_eq!(notification(&a), Some((2, 2)));
+    let wrong_as = SessionError::BadPeerAs {
+        expected: 65000,
+        received: 65099,
+    };
+    assert_eq!(fsm.last_protocol_error(), Some(&wrong_as));
+
+    // The peer now closes every connection at once (as BIRD does after an error).
+    fsm.handle(Event::IdleHoldTimerExpires);
+    fsm.handle(Event::TcpConnected);
+    let a = fsm.handle(Event::TcpFailed(SessionError::ConnectionClosed));
+    assert_eq!(down(&a), Some(&SessionError::ConnectionClosed));
+    assert_eq!(fsm.last_error(), Some(&SessionError::ConnectionClosed));
+    assert_eq!(fsm.last_protocol_error(), Some(&wrong_as));
+    // Or refuses it.
+    fsm.handle(Event::IdleHoldTimerExpires);
+    fsm.handle(Event::TcpFailed(SessionError::ConnectFailed {
+        message: "connection refused".into(),
+    }));
+    assert_eq!(fsm.last_protocol_error(), Some(&wrong_as));
+
+    // Fixed on the peer's side: its OPEN is accepted and the old error is history.
+    fsm.handle(Event::ConnectRetryTimerExpires);
+    fsm.handle(Event::TcpConnected);
+    fsm.handle(Event::Message(peer_open(65000, 90, &both(), false)));
+    assert_eq!(fsm.state(), State::OpenConfirm);
+    assert_eq!(fsm.last_protocol_error(), None);
+}
