@@ -256,23 +256,29 @@ where
         metrics.set_leader(true);
         let term = shutdown.child_token();
         let mut task = tokio::spawn(lead(term.clone()));
-        let lease = tokio::select! {
-            lease = keep(&api, &config, lease, &term) => lease,
+        let mut lease = lease;
+        // On shutdown the term ends with it, and the reconciler may well finish before
+        // `keep` sees the cancellation: either way the Lease is still held, to be given up.
+        let (held, finished) = tokio::select! {
+            held = keep(&api, &config, &mut lease, &term) => (held, false),
             _ = &mut task => {
-                tracing::error!("the reconciler stopped while leading; giving up the Lease");
-                None
+                if !term.is_cancelled() {
+                    tracing::error!("the reconciler stopped while leading; giving up the Lease");
+                }
+                (true, true)
             }
         };
         term.cancel();
         metrics.set_leader(false);
-        if tokio::time::timeout(Duration::from_secs(10), &mut task)
-            .await
-            .is_err()
+        if !finished
+            && tokio::time::timeout(Duration::from_secs(10), &mut task)
+                .await
+                .is_err()
         {
             task.abort();
         }
-        if let Some(lease) = lease {
-            release(&api, &lease).await;
+        if held {
+            release(&api, &config, &lease).await;
         }
         if shutdown.is_cancelled() {
             return Ok(());
@@ -347,31 +353,32 @@ async fn acquire(
     }
 }
 
-/// Renews the Lease every retry period while `term` lives. Returns the last Lease written
-/// when `term` was cancelled (shutdown: release it), `None` when the Lease was lost.
+/// Renews the Lease every retry period while `term` lives, keeping `lease` the last one
+/// written. Returns true when `term` was cancelled (the Lease is still held: release it),
+/// false when the Lease was lost.
 async fn keep(
     api: &Api<Lease>,
     config: &LeaseConfig,
-    mut lease: Lease,
+    lease: &mut Lease,
     term: &CancellationToken,
-) -> Option<Lease> {
+) -> bool {
     let mut renewed = Instant::now();
     loop {
         tokio::select! {
-            _ = term.cancelled() => return Some(lease),
+            _ = term.cancelled() => return true,
             _ = tokio::time::sleep(config.retry_period) => {}
         }
         let deadline = renewed + config.renew_deadline;
         let params = PostParams::default();
-        let renewal = claimed(config, Some(&lease), Timestamp::now());
+        let renewal = claimed(config, Some(lease), Timestamp::now());
         let attempt = api.replace(&config.name, &params, &renewal);
         let result = tokio::select! {
-            _ = term.cancelled() => return Some(lease),
+            _ = term.cancelled() => return true,
             r = tokio::time::timeout_at(deadline.into(), attempt) => r,
         };
         match result {
             Ok(Ok(l)) => {
-                lease = l;
+                *lease = l;
                 renewed = Instant::now();
             }
             Ok(Err(e)) if is_conflict(&e) => match api.get_opt(&config.name).await {
@@ -383,7 +390,7 @@ async fn keep(
                         == Some(config.identity.as_str()) =>
                 {
                     // Our own earlier renewal landed after its timeout: carry on from it.
-                    lease = current;
+                    *lease = current;
                 }
                 Ok(current) => {
                     let holder = current
@@ -391,7 +398,7 @@ async fn keep(
                         .and_then(|s| s.holder_identity)
                         .unwrap_or_default();
                     tracing::warn!(%holder, "the Lease was taken over");
-                    return None;
+                    return false;
                 }
                 Err(e) => tracing::warn!(error = %e, "reading the Lease failed"),
             },
@@ -403,23 +410,43 @@ async fn keep(
                 renew_deadline = ?config.renew_deadline,
                 "no renewal within the renew deadline: stopping writes"
             );
-            return None;
+            return false;
         }
     }
 }
 
-async fn release(api: &Api<Lease>, lease: &Lease) {
-    let result = tokio::time::timeout(
-        Duration::from_secs(5),
-        api.replace(
-            &lease.name_any(),
-            &PostParams::default(),
-            &released(lease, Timestamp::now()),
-        ),
-    )
-    .await;
-    match result {
-        Ok(Ok(_)) => tracing::info!("released the Lease"),
+/// Gives the Lease up. A renewal cut off by the shutdown may have landed after all, leaving
+/// `lease` one resourceVersion behind: on a conflict, release from a fresh read if this
+/// replica still holds it.
+async fn release(api: &Api<Lease>, config: &LeaseConfig, lease: &Lease) {
+    let give_up = async {
+        let params = PostParams::default();
+        match api
+            .replace(&config.name, &params, &released(lease, Timestamp::now()))
+            .await
+        {
+            Err(e) if is_conflict(&e) => {}
+            other => return other.map(|_| true),
+        }
+        match api.get_opt(&config.name).await? {
+            Some(current)
+                if current
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.holder_identity.as_deref())
+                    == Some(config.identity.as_str()) =>
+            {
+                api.replace(&config.name, &params, &released(&current, Timestamp::now()))
+                    .await
+                    .map(|_| true)
+            }
+            // Someone else holds it already: nothing to give up.
+            _ => Ok(false),
+        }
+    };
+    match tokio::time::timeout(Duration::from_secs(5), give_up).await {
+        Ok(Ok(true)) => tracing::info!("released the Lease"),
+        Ok(Ok(false)) => tracing::info!("the Lease was no longer ours to release"),
         Ok(Err(e)) => tracing::warn!(error = %e, "releasing the Lease failed"),
         Err(_) => tracing::warn!("releasing the Lease timed out"),
     }

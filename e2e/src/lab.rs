@@ -141,6 +141,11 @@ fn speaker_spec(paths: &Paths, bin_dir: &Path, n: NodeId) -> ProcSpec {
 pub const FERROLB_NAMESPACE: &str = chart::NAMESPACE;
 pub const MEMBERSHIP_SECRET: &str = "ferrolb-membership";
 
+/// The controller replicas' leader election timing (the controller's defaults).
+pub const CONTROLLER_LEASE_DURATION: Duration = Duration::from_secs(15);
+pub const CONTROLLER_RENEW_DEADLINE: Duration = Duration::from_secs(10);
+pub const CONTROLLER_RETRY_PERIOD: Duration = Duration::from_secs(2);
+
 fn controller_spec(paths: &Paths, bin_dir: &Path, replica: u8, metrics_port: u16) -> ProcSpec {
     ProcSpec {
         netns: None,
@@ -150,6 +155,19 @@ fn controller_spec(paths: &Paths, bin_dir: &Path, replica: u8, metrics_port: u16
             // As a Deployment's downward API would set it: the holder of the Lease names the
             // replica (tests find the leader by it).
             ("POD_NAME".into(), format!("controller-{replica}")),
+            // Leader election timing written out, so that failover tests know what to expect.
+            (
+                "FERROLB_LEASE_DURATION".into(),
+                format!("{}ms", CONTROLLER_LEASE_DURATION.as_millis()),
+            ),
+            (
+                "FERROLB_RENEW_DEADLINE".into(),
+                format!("{}ms", CONTROLLER_RENEW_DEADLINE.as_millis()),
+            ),
+            (
+                "FERROLB_RETRY_PERIOD".into(),
+                format!("{}ms", CONTROLLER_RETRY_PERIOD.as_millis()),
+            ),
             // The token of the chart's controller ServiceAccount (chart::install_identities).
             (
                 "KUBECONFIG".into(),

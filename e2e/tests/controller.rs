@@ -613,4 +613,5 @@ async fn bad_input_ends_in_a_clear_condition_or_event_never_a_crash() {
             "replica on port {port} is down"
         );
     }
+    assert_eq!(controller_panics(), Vec::<String>::new());
 }

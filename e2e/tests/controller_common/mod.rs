@@ -292,3 +292,248 @@ async fn ferrolb_runtime_probe(addr: std::net::SocketAddr) -> Option<String> {
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+// ---- many Services, leaders and faults ----
+
+/// An IPv6 single-stack LoadBalancer Service without node ports: cheap to make by the
+/// hundred (the lab's IPv4 documentation ranges are too small, node ports too few).
+pub fn v6_service(name: &str) -> Service {
+    service(
+        name,
+        json!({}),
+        json!({"ipFamilyPolicy": "SingleStack", "ipFamilies": ["IPv6"],
+               "allocateLoadBalancerNodePorts": false}),
+    )
+}
+
+/// Every Service of the namespace as name → (condition reason, ingress addresses).
+pub async fn snapshot(api: &Api<Service>) -> BTreeMap<String, (String, Vec<String>)> {
+    api.list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|s| {
+            let reason = condition(s).map(|c| c.reason.clone()).unwrap_or_default();
+            (
+                s.metadata.name.clone().unwrap_or_default(),
+                (reason, ingress(s)),
+            )
+        })
+        .collect()
+}
+
+/// Addresses held by more than one Service in a snapshot, with their holders.
+pub fn held_twice(snap: &BTreeMap<String, (String, Vec<String>)>) -> BTreeMap<String, Vec<String>> {
+    let mut holders: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, (_, ips)) in snap {
+        for ip in ips {
+            holders.entry(ip.clone()).or_default().push(name.clone());
+        }
+    }
+    holders.retain(|_, names| names.len() > 1);
+    holders
+}
+
+/// Counts the snapshot's Services by condition reason.
+pub fn by_reason(snap: &BTreeMap<String, (String, Vec<String>)>) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for (reason, _) in snap.values() {
+        *counts.entry(reason.clone()).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Watches a namespace's Services for as long as it lives and records every breach of
+/// stickiness it sees: an address that changes or goes away while its Service lives, and an
+/// address held by two Services at once. Watch events of one namespace come in
+/// resourceVersion order, so the recorder's map is a state the API server really had.
+pub struct Recorder {
+    state: std::sync::Arc<std::sync::Mutex<RecorderState>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct RecorderState {
+    ingress: BTreeMap<String, Vec<String>>,
+    holder: BTreeMap<String, String>,
+    violations: Vec<String>,
+    relisted: Option<std::collections::BTreeSet<String>>,
+}
+
+impl RecorderState {
+    fn apply(&mut self, name: String, now: Vec<String>) {
+        if let Some(relisted) = self.relisted.as_mut() {
+            relisted.insert(name.clone());
+        }
+        let before = self.ingress.get(&name).cloned().unwrap_or_default();
+        if before == now {
+            self.ingress.insert(name, now);
+            return;
+        }
+        if !before.is_empty() {
+            self.violations.push(format!(
+                "service {name}: address {before:?} became {now:?} while it lived"
+            ));
+        }
+        for ip in &before {
+            if self.holder.get(ip) == Some(&name) {
+                self.holder.remove(ip);
+            }
+        }
+        for ip in &now {
+            if let Some(other) = self.holder.insert(ip.clone(), name.clone())
+                && other != name
+            {
+                self.violations
+                    .push(format!("address {ip} held by {other} and {name} at once"));
+            }
+        }
+        self.ingress.insert(name, now);
+    }
+
+    fn delete(&mut self, name: &str) {
+        for ip in self.ingress.remove(name).unwrap_or_default() {
+            if self.holder.get(&ip).map(String::as_str) == Some(name) {
+                self.holder.remove(&ip);
+            }
+        }
+    }
+}
+
+impl Recorder {
+    pub fn start(api: Api<Service>) -> Recorder {
+        use futures::StreamExt;
+        use kube::runtime::watcher::{self, Event as W};
+        let state = std::sync::Arc::new(std::sync::Mutex::new(RecorderState::default()));
+        let shared = state.clone();
+        let task = tokio::spawn(async move {
+            let mut events = watcher::watcher(api, watcher::Config::default()).boxed();
+            while let Some(e) = events.next().await {
+                let mut st = shared.lock().unwrap();
+                match e {
+                    Ok(W::Init) => st.relisted = Some(Default::default()),
+                    Ok(W::InitApply(s) | W::Apply(s)) => {
+                        let name = s.metadata.name.clone().unwrap_or_default();
+                        st.apply(name, ingress(&s));
+                    }
+                    Ok(W::Delete(s)) => st.delete(s.metadata.name.as_deref().unwrap_or("")),
+                    Ok(W::InitDone) => {
+                        // Services deleted while the watch was down sent no Delete.
+                        if let Some(seen) = st.relisted.take() {
+                            let gone: Vec<String> = st
+                                .ingress
+                                .keys()
+                                .filter(|k| !seen.contains(*k))
+                                .cloned()
+                                .collect();
+                            for name in gone {
+                                st.delete(&name);
+                            }
+                        }
+                    }
+                    Err(_) => {} // the watcher retries
+                }
+            }
+        });
+        Recorder { state, task }
+    }
+
+    /// What the recorder saw go wrong so far.
+    pub fn violations(&self) -> Vec<String> {
+        self.state.lock().unwrap().violations.clone()
+    }
+
+    /// The addresses of the Services it has seen, as of now.
+    pub fn ingress(&self) -> BTreeMap<String, Vec<String>> {
+        self.state.lock().unwrap().ingress.clone()
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The holder of the controller's Lease, if any.
+pub async fn lease_holder(lab: &Lab) -> Option<String> {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let api: Api<Lease> = Api::namespaced(lab.client().await, ferrolb_e2e::chart::NAMESPACE);
+    api.get_opt("ferrolb-controller")
+        .await
+        .ok()
+        .flatten()?
+        .spec?
+        .holder_identity
+        .filter(|h| !h.is_empty())
+}
+
+/// The lab's replica number in a holder identity (`controller-2_1a2b3c4d` → 2).
+pub fn replica_of(holder: &str) -> Option<u8> {
+    holder
+        .strip_prefix("controller-")?
+        .split('_')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Waits until a replica other than `not` holds the Lease; returns it.
+pub async fn wait_leader(lab: &Lab, not: Option<u8>, within: Duration) -> u8 {
+    poll("a controller replica to lead", within, || async {
+        let holder = lease_holder(lab).await;
+        match holder.as_deref().and_then(replica_of) {
+            Some(r) if Some(r) != not => Ok(r),
+            _ => Err(format!("holder {holder:?}")),
+        }
+    })
+    .await
+    .unwrap()
+}
+
+/// The pid of a controller replica, as the lab recorded it.
+pub fn controller_pid(replica: u8) -> u32 {
+    let paths = ferrolb_e2e::state::Paths::from_build();
+    let st = ferrolb_e2e::state::State::load(&paths).unwrap();
+    st.procs[&ferrolb_e2e::state::Part::Controller(replica)]
+        .id
+        .unwrap()
+        .pid
+}
+
+/// Kills a controller replica outright (SIGKILL: no Lease released, no write finished), as
+/// a crash or a lost node would; `lab restart controller N` starts it again.
+pub fn crash_controller(replica: u8) {
+    let paths = ferrolb_e2e::state::Paths::from_build();
+    let st = ferrolb_e2e::state::State::load(&paths).unwrap();
+    let id = st.procs[&ferrolb_e2e::state::Part::Controller(replica)]
+        .id
+        .unwrap();
+    ferrolb_e2e::procs::stop_all(&[id], Duration::ZERO);
+    assert!(
+        !ferrolb_e2e::procs::alive(id),
+        "replica {replica} survived SIGKILL"
+    );
+}
+
+/// The index of a replica's metrics port (replicas count from 1).
+pub fn metrics_port(replica: u8) -> u16 {
+    metrics_ports()[usize::from(replica) - 1]
+}
+
+/// Panics of controller replicas, from their logs (kept across restarts: they append).
+pub fn controller_panics() -> Vec<String> {
+    let paths = ferrolb_e2e::state::Paths::from_build();
+    (1..=ferrolb_e2e::state::CONTROLLER_REPLICAS)
+        .flat_map(|r| {
+            let log = paths.log(&ferrolb_e2e::state::Part::Controller(r));
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains("panicked"))
+                .map(|l| format!("controller {r}: {l}"))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
