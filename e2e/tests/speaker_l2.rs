@@ -191,30 +191,7 @@ async fn l2_status_matches_reality_and_goes_with_the_service() {
         (refs[0].kind.as_str(), refs[0].uid.as_str()),
         ("Service", uid.as_str())
     );
-    let events: Api<Event> = Api::namespaced(lab.client().await, &ns);
-    poll("a NodeAnnouncing event on the Service", WAIT, || async {
-        let list = events
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| e.to_string())?;
-        list.items
-            .iter()
-            .find(|e| {
-                e.reason.as_deref() == Some("NodeAnnouncing")
-                    && e.message
-                        .as_deref()
-                        .is_some_and(|m| m.contains(&owner.name()))
-            })
-            .map(|_| ())
-            .ok_or_else(|| {
-                format!(
-                    "{:?}",
-                    list.items.iter().map(|e| &e.reason).collect::<Vec<_>>()
-                )
-            })
-    })
-    .await
-    .unwrap();
+    wait_announcing_event(&lab, &ns, "st", owner).await;
 
     services
         .delete("st", &DeleteParams::default())
@@ -291,6 +268,43 @@ async fn l2_interfaces_choose_where_it_is_answered() {
     assert_eq!(resolve_and_get(&lab, addr).await.0, owner);
 }
 
+/// Waits for a NodeAnnouncing Event on Service `service` naming `node`.
+async fn wait_announcing_event(lab: &Lab, ns: &str, service: &str, node: NodeId) {
+    let events: Api<Event> = Api::namespaced(lab.client().await, ns);
+    poll(
+        &format!("a NodeAnnouncing event on {ns}/{service} naming {node}"),
+        WAIT,
+        || async {
+            let list = events
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            list.items
+                .iter()
+                .find(|e| {
+                    e.involved_object.kind.as_deref() == Some("Service")
+                        && e.involved_object.name.as_deref() == Some(service)
+                        && e.reason.as_deref() == Some("NodeAnnouncing")
+                        && e.message
+                            .as_deref()
+                            .is_some_and(|m| m.contains(&node.name()))
+                })
+                .map(|_| ())
+                .ok_or_else(|| {
+                    format!(
+                        "{:?}",
+                        list.items
+                            .iter()
+                            .map(|e| (&e.reason, &e.message))
+                            .collect::<Vec<_>>()
+                    )
+                })
+        },
+    )
+    .await
+    .unwrap();
+}
+
 /// Waits until the client, sending to `addr` now and then, resolves it to `node`.
 async fn wait_neighbour_after_traffic(lab: &Lab, addr: IpAddr, node: NodeId) {
     let want = lab.node_mac(node).await.unwrap();
@@ -349,6 +363,18 @@ fn send_bad_input(owned_v6: Ipv6Addr, node_addr: Ipv4Addr, node_mac: MacAddr) {
             let mut bad_hops = ns.clone();
             bad_hops[21] = 64;
             socket.send(&bad_hops).unwrap();
+            // A well-formed solicitation for an address nobody owns.
+            let unowned = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x1ff);
+            let ns_unowned = NdpPacket {
+                source: Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x100),
+                destination: unowned,
+                message: NdpMessage::Solicitation(NeighborSolicitation {
+                    target: unowned,
+                    source_link_layer: Some(mac),
+                }),
+            }
+            .to_frame(node_mac, mac);
+            socket.send(&ns_unowned).unwrap();
         }
         // Membership datagrams sealed with another key, and plain garbage.
         let udp = UdpSocket::bind("0.0.0.0:0").unwrap();
@@ -406,6 +432,10 @@ async fn l2_bad_input_is_ignored_and_counted_and_the_speaker_keeps_answering() {
         ) && grew(
             "ferrolb_l2_frames_ignored_total",
             &["protocol=\"Arp\"", "reason=\"NotOwned\""],
+            5.0,
+        ) && grew(
+            "ferrolb_l2_frames_ignored_total",
+            &["protocol=\"Ndp\"", "reason=\"NotOwned\""],
             5.0,
         ) && grew(
             "ferrolb_membership_datagrams_dropped_total",
@@ -502,8 +532,9 @@ async fn l2_killed_owner_fails_over_to_a_survivor() {
     );
     let body = lab.http_get(L2CLIENT_NS, addr, 80).await.unwrap();
     assert_eq!(body, next.name());
-    // The dead node's status goes, the new owner's comes.
+    // The dead node's status goes, the new owner's comes, with an Event naming it.
     wait_l2_status(&lab, &ns, "kill", &[(next, &["eth0"])]).await;
+    wait_announcing_event(&lab, &ns, "kill", next).await;
 
     // Back: it owns the address again.
     lab.restart(Target::Node(owner)).await.unwrap();
