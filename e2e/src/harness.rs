@@ -36,6 +36,7 @@ use crate::agent;
 use crate::cmd;
 use crate::error::{LabError, Result};
 use crate::lab::{self, Target};
+use crate::nodepeer::NodeDaemons;
 use crate::routing::{self, Neighbour, Route, Session};
 use crate::state::{Paths, State};
 use crate::topology::{NodeId, RouterKind, Topology};
@@ -46,6 +47,8 @@ use crate::wait;
 pub struct LabConfig {
     pub nodes: u8,
     pub router: RouterKind,
+    /// The nodes' routing daemons (`NodeDaemons::BIRD`: BIRD everywhere).
+    pub node_daemons: NodeDaemons,
 }
 
 impl Default for LabConfig {
@@ -53,6 +56,7 @@ impl Default for LabConfig {
         LabConfig {
             nodes: 3,
             router: RouterKind::Bird,
+            node_daemons: NodeDaemons::BIRD,
         }
     }
 }
@@ -134,6 +138,8 @@ impl Guard {
                 &config.nodes.to_string(),
                 "--router",
                 &config.router.to_string(),
+                "--node-daemons",
+                &config.node_daemons.to_string(),
             ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

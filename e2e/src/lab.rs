@@ -15,6 +15,7 @@ use crate::cmd;
 use crate::controlplane as cp;
 use crate::error::{LabError, Result};
 use crate::net;
+use crate::nodepeer::{self, NodeDaemons};
 use crate::pki;
 use crate::procs::{self, ProcSpec};
 use crate::routing;
@@ -51,6 +52,8 @@ fn stop_parts(ids: &[(Part, procs::ProcId)]) {
 pub struct UpOptions {
     pub nodes: u8,
     pub router: RouterKind,
+    /// The routing daemon of each node (BIRD unless named otherwise).
+    pub node_daemons: NodeDaemons,
     /// Where ferrolb-controller, ferrolb-speaker and lab are (cargo's target/<profile>/).
     pub bin_dir: PathBuf,
     /// The Kubernetes binaries; `None` runs e2e/scripts/build-k8s.sh to find (or build) them.
@@ -94,10 +97,13 @@ pub fn k8s_dir(paths: &Paths) -> Result<PathBuf> {
     Ok(PathBuf::from(dir))
 }
 
-fn check_tools(topo: &Topology, bin_dir: &Path) -> Result<()> {
+fn check_tools(topo: &Topology, daemons: &NodeDaemons, bin_dir: &Path) -> Result<()> {
     let mut need = vec!["ip", "sysctl", "bird", "birdc", "openssl", "kill", "curl"];
     if topo.router == RouterKind::Frr {
         need.extend(["/usr/lib/frr/zebra", "/usr/lib/frr/bgpd", "vtysh"]);
+    }
+    for (_, d) in daemons.others() {
+        need.extend(nodepeer::tools(d));
     }
     for tool in need {
         if !cmd::have_program(tool) {
@@ -257,7 +263,7 @@ pub fn up(paths: &Paths, opts: &UpOptions, progress: &mut dyn FnMut(&str)) -> Re
 /// `up` for a caller that already holds the machine lock (the test harness's guard).
 pub fn up_locked(paths: &Paths, opts: &UpOptions, progress: &mut dyn FnMut(&str)) -> Result<State> {
     let topo = Topology::new(opts.nodes, opts.router).map_err(LabError::Usage)?;
-    check_tools(&topo, &opts.bin_dir)?;
+    check_tools(&topo, &opts.node_daemons, &opts.bin_dir)?;
     routing::check_template(&paths.bird_node_template())?;
     let k8s_dir = match &opts.k8s_dir {
         Some(d) => d.clone(),
@@ -282,6 +288,7 @@ pub fn up_locked(paths: &Paths, opts: &UpOptions, progress: &mut dyn FnMut(&str)
         ports,
         procs: Default::default(),
         killed_nodes: vec![],
+        node_daemons: opts.node_daemons,
     };
     st.save(paths)?;
 
@@ -292,6 +299,9 @@ pub fn up_locked(paths: &Paths, opts: &UpOptions, progress: &mut dyn FnMut(&str)
     net::create(&topo)?;
     let pki = pki::create(paths, ports.apiserver)?;
     routing::write_configs(paths, &topo)?;
+    for n in topo.node_ids() {
+        nodepeer::write_config(paths, n, opts.node_daemons.get(n))?;
+    }
 
     progress("control plane: etcd, kube-apiserver, kube-controller-manager");
     start(
@@ -338,12 +348,9 @@ pub fn up_locked(paths: &Paths, opts: &UpOptions, progress: &mut dyn FnMut(&str)
     progress("routing: BIRD on every node, the router's BGP");
     start_router(&mut st, paths)?;
     for n in topo.node_ids() {
-        start(
-            &mut st,
-            paths,
-            Part::Bird(n),
-            routing::bird_spec(paths, Some(n)),
-        )?;
+        let spec = nodepeer::spec(paths, n, opts.node_daemons.get(n))
+            .unwrap_or_else(|| routing::bird_spec(paths, Some(n)));
+        start(&mut st, paths, Part::Bird(n), spec)?;
     }
 
     progress("nodes: agents (kubelet and kube-proxy view)");

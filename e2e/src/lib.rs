@@ -15,6 +15,7 @@ pub mod error;
 pub mod harness;
 pub mod lab;
 pub mod net;
+pub mod nodepeer;
 pub mod pki;
 pub mod procs;
 pub mod routing;

@@ -229,6 +229,9 @@ pub struct State {
     /// Nodes taken down with `lab kill node`.
     #[serde(default)]
     pub killed_nodes: Vec<u8>,
+    /// The routing daemon of each node (`lab up --node-daemons`).
+    #[serde(default)]
+    pub node_daemons: crate::nodepeer::NodeDaemons,
 }
 
 impl State {

@@ -8,6 +8,7 @@ use ferrolb_e2e::{Lab, LabConfig, RouterKind};
 const FRR: LabConfig = LabConfig {
     nodes: 3,
     router: RouterKind::Frr,
+    node_daemons: ferrolb_e2e::nodepeer::NodeDaemons::BIRD,
 };
 
 #[tokio::test]

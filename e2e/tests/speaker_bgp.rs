@@ -387,7 +387,13 @@ async fn local_preference_is_seen_by_the_nodes_bird_over_ibgp() {
 async fn bgp_status_and_metrics_report_each_node_and_peer() {
     let lab = Lab::shared().await;
     let addr = ip("198.51.100.80");
-    let _pool = bgp_pool(&lab, "bgp-status", &["198.51.100.80"], json!({})).await;
+    let _pool = bgp_pool(
+        &lab,
+        "bgp-status",
+        &["198.51.100.80"],
+        json!({"peers": [PEER]}),
+    )
+    .await;
     let ns = lab.namespace("bgp-status").await.unwrap();
     lab.create_service(
         &ns,

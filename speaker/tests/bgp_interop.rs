@@ -81,9 +81,32 @@ fn announce_change_withdraw(kind: PeerKind) {
     assert!(route.large_communities.is_empty());
     assert_eq!(host.peer_status(key).unwrap().announced_prefixes, 1);
 
-    // Clean shutdown for good: the peer withdraws everything at once.
+    // Clean shutdown for good: the peer withdraws everything at once, told by a Cease.
     host.shutdown(Shutdown::Withdraw);
     wait_for_prefixes(&daemon, &[], SETUP);
+    wait_for("the peer to have the Cease", SETUP, || {
+        daemon.got_notification()
+    });
+}
+
+/// A BGPPeer removed: a Cease, so that the peer drops our routes at once even with
+/// graceful restart negotiated (a silent close would have it keep them for the restart
+/// time, two minutes).
+fn removed_peer_withdraws_at_once_despite_graceful_restart(kind: PeerKind) {
+    let lab = Lab::new();
+    let opts = PeerOptions::new(kind);
+    let daemon = PeerDaemon::start(&lab, opts.clone());
+    let mut config = peer_config(&opts);
+    config.graceful_restart = Some(Duration::from_secs(120));
+    let key = config.peer;
+    let mut host = lab.start_speaker(None);
+    host.set_routes(key, routes(ROUTES, false));
+    host.set_peers(vec![config]);
+    established(&host, &daemon, key);
+    wait_for_prefixes(&daemon, ROUTES, SETUP);
+    host.set_peers(vec![]);
+    wait_for_prefixes(&daemon, &[], Duration::from_secs(5));
+    assert!(daemon.got_notification(), "{kind:?} got no Cease");
 }
 
 fn ibgp_local_pref(kind: PeerKind) {
@@ -196,6 +219,61 @@ fn no_graceful_restart(kind: PeerKind) {
     wait_for_prefixes(&daemon, ROUTES, SETUP);
 }
 
+/// Changing a peer's configuration restarts its session; with graceful restart the peer
+/// must keep the routes while that happens, or every BGPPeer edit would withdraw every
+/// Service for a moment.
+fn config_change_keeps_routes_with_graceful_restart(kind: PeerKind) {
+    let lab = Lab::new();
+    let opts = PeerOptions::new(kind);
+    let daemon = PeerDaemon::start(&lab, opts.clone());
+    let mut config = peer_config(&opts);
+    config.graceful_restart = Some(Duration::from_secs(120));
+    let key = config.peer;
+    let mut host = lab.start_speaker(None);
+    host.set_routes(key, routes(ROUTES, false));
+    host.set_peers(vec![config.clone()]);
+    established(&host, &daemon, key);
+    wait_for_prefixes(&daemon, ROUTES, SETUP);
+
+    config.hold_time = Duration::from_secs(60);
+    host.set_peers(vec![config]);
+    // The status entry is the new session's from here on.
+    assert!(!host.peer_status(key).unwrap().is_established());
+    let deadline = Instant::now() + SETUP;
+    let mut checks = 0;
+    while !host.peer_status(key).is_some_and(|s| s.is_established()) {
+        assert!(Instant::now() < deadline, "the new session did not come up");
+        let held = daemon.routes();
+        assert_eq!(
+            held.len(),
+            ROUTES.len(),
+            "{kind:?} dropped routes: {held:?}"
+        );
+        checks += 1;
+    }
+    assert!(checks > 0);
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        let held = daemon.routes();
+        assert_eq!(
+            held.len(),
+            ROUTES.len(),
+            "{kind:?} dropped routes: {held:?}"
+        );
+    }
+    assert_eq!(
+        host.peer_status(key).unwrap().negotiated.unwrap().hold_time,
+        60.min(opts.hold_time)
+    );
+    // What makes the difference (the new session comes up within milliseconds either way,
+    // too fast to see routes missing): the old session was closed without a Cease, which
+    // would have made the peer drop the routes.
+    assert!(
+        !daemon.got_notification(),
+        "{kind:?} was sent a NOTIFICATION for a configuration change with graceful restart"
+    );
+}
+
 fn md5(kind: PeerKind) {
     let lab = Lab::new();
     let mut opts = PeerOptions::new(kind);
@@ -277,5 +355,7 @@ per_peer!(
     ibgp_local_pref,
     graceful_restart,
     no_graceful_restart,
+    config_change_keeps_routes_with_graceful_restart,
+    removed_peer_withdraws_at_once_despite_graceful_restart,
     md5
 );

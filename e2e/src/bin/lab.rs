@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ferrolb_e2e::agent::{self, AgentConfig};
 use ferrolb_e2e::lab::{self, Target, UpOptions};
+use ferrolb_e2e::nodepeer::NodeDaemons;
 use ferrolb_e2e::state::{MachineLock, Paths};
 use ferrolb_e2e::topology::{NodeId, RouterKind};
 use ferrolb_e2e::{demo, harness, routing};
@@ -30,6 +31,10 @@ enum Cmd {
         nodes: u8,
         #[arg(long, default_value = "bird")]
         router: RouterKind,
+        /// Run FRR's bgpd or GoBGP instead of BIRD on some nodes, in the same role:
+        /// `node2=frr,node3=gobgp`.
+        #[arg(long, default_value = "")]
+        node_daemons: NodeDaemons,
         /// Kubernetes binaries (default: built or found by e2e/scripts/build-k8s.sh).
         #[arg(long, env = "FERROLB_K8S_DIR")]
         k8s_dir: Option<PathBuf>,
@@ -91,6 +96,8 @@ enum Cmd {
         nodes: u8,
         #[arg(long, default_value = "bird")]
         router: RouterKind,
+        #[arg(long, default_value = "")]
+        node_daemons: NodeDaemons,
     },
 }
 
@@ -114,12 +121,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Up {
             nodes,
             router,
+            node_daemons,
             k8s_dir,
         } => {
             let started = std::time::Instant::now();
             let opts = UpOptions {
                 nodes,
                 router,
+                node_daemons,
                 bin_dir: harness::bin_dir(),
                 k8s_dir,
             };
@@ -178,12 +187,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             tokio::runtime::Runtime::new()?
                 .block_on(ferrolb_e2e::apiproxy::run(&netns, listen, connect))?;
         }
-        Cmd::Hold { nodes, router } => hold(&paths, nodes, router)?,
+        Cmd::Hold {
+            nodes,
+            router,
+            node_daemons,
+        } => hold(&paths, nodes, router, node_daemons)?,
     }
     Ok(())
 }
 
-fn hold(paths: &Paths, nodes: u8, router: RouterKind) -> anyhow::Result<()> {
+fn hold(
+    paths: &Paths,
+    nodes: u8,
+    router: RouterKind,
+    node_daemons: NodeDaemons,
+) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let mut progress = |msg: &str| {
         eprintln!(
@@ -198,6 +216,7 @@ fn hold(paths: &Paths, nodes: u8, router: RouterKind) -> anyhow::Result<()> {
     let opts = UpOptions {
         nodes,
         router,
+        node_daemons,
         bin_dir: harness::bin_dir(),
         k8s_dir: None,
     };

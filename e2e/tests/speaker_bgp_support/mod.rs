@@ -831,3 +831,55 @@ pub async fn peer_events(lab: &Lab, peer: &str, reason: &str) -> Vec<String> {
         .filter_map(|e| e.note)
         .collect()
 }
+
+/// The routes a node's daemon — BIRD, FRR or GoBGP (`LabConfig::node_daemons`) — holds from
+/// its speaker.
+pub async fn node_speaker_routes(
+    lab: &Lab,
+    node: NodeId,
+) -> BTreeMap<IpNet, ferrolb_e2e::nodepeer::SpeakerRoute> {
+    use ferrolb_e2e::nodepeer::{self, NodeDaemon, SpeakerRoute};
+    match lab.config.node_daemons.get(node) {
+        NodeDaemon::Bird => node_bird_routes(lab, node, "ferrolb_speaker")
+            .await
+            .into_iter()
+            .map(|(net, r)| {
+                (
+                    net,
+                    SpeakerRoute {
+                        next_hop: r.next_hop,
+                        local_pref: r.local_pref,
+                        communities: r.communities,
+                        large_communities: r.large_communities,
+                    },
+                )
+            })
+            .collect(),
+        daemon => {
+            let paths = lab.paths.clone();
+            tokio::task::spawn_blocking(move || nodepeer::speaker_routes(&paths, node, daemon))
+                .await
+                .unwrap()
+                .unwrap_or_default()
+        }
+    }
+}
+
+/// Whether a node's daemon has an established session with its speaker in which the
+/// speaker announced graceful restart (`None`: no established session).
+pub async fn node_speaker_graceful_restart(lab: &Lab, node: NodeId) -> Option<bool> {
+    use ferrolb_e2e::nodepeer::{self, NodeDaemon};
+    match lab.config.node_daemons.get(node) {
+        NodeDaemon::Bird => node_session_graceful_restart(lab, node, "ferrolb_speaker").await,
+        daemon => {
+            let paths = lab.paths.clone();
+            tokio::task::spawn_blocking(move || {
+                nodepeer::speaker_graceful_restart(&paths, node, daemon)
+            })
+            .await
+            .unwrap()
+            .ok()
+            .flatten()
+        }
+    }
+}

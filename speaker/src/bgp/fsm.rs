@@ -78,11 +78,12 @@ pub enum StopMode {
     /// Close the connection without NOTIFICATION. With graceful restart negotiated the
     /// peer keeps our routes for the restart time.
     Silent,
-    /// For a restart of this speaker: `Silent` when graceful restart was negotiated (the
-    /// peer keeps our routes until the new process re-sends them), otherwise Cease /
-    /// administrative reset — the peer drops our routes either way, and so it learns why
-    /// instead of seeing a bare connection close.
-    Restart,
+    /// The session will be back (this speaker restarts, or the session does with a new
+    /// configuration): `Silent` when graceful restart was negotiated, so the peer keeps our
+    /// routes until the new session has re-sent them; otherwise a Cease with this subcode —
+    /// the peer drops our routes either way, and so learns why instead of seeing a bare
+    /// connection close.
+    Restart(CeaseSubcode),
 }
 
 /// Inputs to the machine (RFC 4271 §8.1 names in brackets).
@@ -491,8 +492,8 @@ impl Fsm {
                 let cease = match mode {
                     StopMode::Notify(subcode) => Some(subcode),
                     StopMode::Silent => None,
-                    StopMode::Restart if self.graceful_restart_negotiated() => None,
-                    StopMode::Restart => Some(CeaseSubcode::AdministrativeReset),
+                    StopMode::Restart(_) if self.graceful_restart_negotiated() => None,
+                    StopMode::Restart(subcode) => Some(subcode),
                 };
                 if let Some(subcode) = cease {
                     out.push(Action::Send(Message::Notification(Notification::new(

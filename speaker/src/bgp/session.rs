@@ -100,7 +100,13 @@ pub(crate) struct SessionArgs {
     pub session_id: u64,
     pub metrics: Option<PeerMetrics>,
     pub jitter: Box<dyn Jitter>,
+    /// The session this one replaces, done once its connection is closed: dialling
+    /// before then could look like a restart to the peer.
+    pub after: Option<futures::future::Shared<futures::future::BoxFuture<'static, ()>>>,
 }
+
+/// How long a new session waits for the old connection to close before dialling anyway.
+const REPLACED_CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 type Connecting = Pin<Box<dyn Future<Output = Result<TcpStream, SessionError>> + Send>>;
 
@@ -165,8 +171,9 @@ impl Connection {
 
     /// Closes gracefully: the writer sends what is queued, then FIN; the read half is
     /// drained until the peer closes too (closing with unread data would reset the
-    /// connection and could lose a NOTIFICATION still in the send buffer).
-    fn close(self) {
+    /// connection and could lose a NOTIFICATION still in the send buffer). The returned
+    /// task ends when that is done.
+    fn close(self) -> tokio::task::JoinHandle<()> {
         let Connection {
             mut reader,
             writer,
@@ -185,7 +192,7 @@ impl Connection {
                 }
             };
             let _ = tokio::time::timeout(Duration::from_secs(3), drain).await;
-        });
+        })
     }
 }
 
@@ -245,7 +252,11 @@ pub(crate) async fn run(args: SessionArgs) {
         session_id,
         metrics,
         jitter,
+        after,
     } = args;
+    if let Some(old) = after {
+        let _ = tokio::time::timeout(REPLACED_CLOSE_WAIT, old).await;
+    }
     let peer = config.peer;
     let mut fsm = Fsm::new(Arc::clone(&config), jitter);
     let mut driver = Driver {
@@ -261,6 +272,7 @@ pub(crate) async fn run(args: SessionArgs) {
         resets: 0,
         updates_sent: 0,
         stopped: false,
+        closing: Vec::new(),
     };
     let initial = routes.borrow_and_update().clone();
     driver.step(&mut fsm, Event::SetRoutes(initial));
@@ -283,9 +295,19 @@ pub(crate) async fn run(args: SessionArgs) {
         let wake = {
             let connecting = &mut driver.connecting;
             let conn = &mut driver.conn;
+            // Biased, control first: the speaker drops a session's route sender right after
+            // sending it Stop, and a closed route channel means "stop silently" — picked at
+            // random, a Cease to a removed peer could become a silent close, and the peer
+            // would keep our routes for the whole graceful-restart time. Timers before the
+            // socket: a peer that floods us must not starve our keepalives.
             tokio::select! {
-                changed = routes.changed() => Wake::Routes(changed.is_ok()),
+                biased;
                 command = control.recv() => Wake::Control(command),
+                () = sleep_until(next_timer.map(|(_, at)| at)) => match next_timer {
+                    Some((timer, _)) => Wake::Timer(timer),
+                    None => continue,
+                },
+                changed = routes.changed() => Wake::Routes(changed.is_ok()),
                 result = async {
                     match connecting.as_mut() {
                         Some(f) => f.await,
@@ -298,10 +320,6 @@ pub(crate) async fn run(args: SessionArgs) {
                         None => std::future::pending().await,
                     }
                 } => Wake::Read(event),
-                () = sleep_until(next_timer.map(|(_, at)| at)) => match next_timer {
-                    Some((timer, _)) => Wake::Timer(timer),
-                    None => continue,
-                },
             }
         };
         let event = match wake {
@@ -338,8 +356,11 @@ pub(crate) async fn run(args: SessionArgs) {
         }
     }
     if let Some(conn) = driver.conn.take() {
-        conn.close();
+        driver.closing.push(conn.close());
     }
+    // Bounded: a peer that stops reading must not hold the speaker's shutdown.
+    let closed = futures::future::join_all(std::mem::take(&mut driver.closing));
+    let _ = tokio::time::timeout(REPLACED_CLOSE_WAIT, closed).await;
     driver.publish(&fsm);
     if let Some(m) = &driver.metrics {
         m.set_up(false);
@@ -377,6 +398,8 @@ struct Driver {
     resets: u64,
     updates_sent: u64,
     stopped: bool,
+    /// Connections being closed.
+    closing: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Driver {
@@ -414,7 +437,10 @@ impl Driver {
                     self.flush(&mut batch);
                     self.connecting = None;
                     if let Some(conn) = self.conn.take() {
-                        conn.close();
+                        // Awaited only when the session ends (a replacing session waits
+                        // for it); meanwhile the session goes on.
+                        self.closing.retain(|c| !c.is_finished());
+                        self.closing.push(conn.close());
                     }
                 }
                 Action::StartTimer(t, d) => {

@@ -20,6 +20,8 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -41,6 +43,9 @@ pub enum Shutdown {
     Withdraw,
 }
 
+/// A stopping session's task, done when its connection is closed; awaitable by several.
+type Stopping = Shared<BoxFuture<'static, ()>>;
+
 #[derive(Debug)]
 struct Session {
     config: Arc<PeerConfig>,
@@ -57,8 +62,9 @@ pub struct BgpSpeaker {
     routes: BTreeMap<PeerKey, Arc<RouteSet>>,
     status: watch::Sender<StatusMap>,
     metrics: Option<BgpMetrics>,
-    /// Tasks of sessions being stopped, awaited by `shutdown`.
-    stopping: Vec<JoinHandle<()>>,
+    /// Sessions being stopped (done when their connection is closed), awaited by
+    /// `shutdown` and by a session restarting with a new configuration.
+    stopping: Vec<Stopping>,
     seed: u64,
 }
 
@@ -89,8 +95,9 @@ impl BgpSpeaker {
 
     /// Makes the running sessions match `peers`: starts new ones, stops removed ones
     /// (Cease / peer de-configured) and restarts those whose configuration changed
-    /// (Cease / other configuration change). Unchanged sessions are not touched. When
-    /// two entries name the same peer the last wins.
+    /// (silently where graceful restart was negotiated, else Cease / other configuration
+    /// change; the new session dials once the old connection is closed). Unchanged
+    /// sessions are not touched. When two entries name the same peer the last wins.
     pub fn set_peers(&mut self, peers: Vec<PeerConfig>) {
         let desired: BTreeMap<PeerKey, PeerConfig> =
             peers.into_iter().map(|p| (p.peer, p)).collect();
@@ -113,13 +120,19 @@ impl BgpSpeaker {
             match self.sessions.get(&key) {
                 Some(s) if *s.config == config => {}
                 Some(_) => {
-                    self.stop(
+                    // Like a restart: with graceful restart negotiated the peer keeps our
+                    // routes until the new session has sent them again, so changing a
+                    // BGPPeer does not withdraw every Service for a moment. The new
+                    // session dials only after the old connection is closed: a peer seeing
+                    // it while the old one is up could take it for a restart even where
+                    // the old session sent a Cease.
+                    let old = self.stop(
                         &key,
-                        StopMode::Notify(CeaseSubcode::OtherConfigurationChange),
+                        StopMode::Restart(CeaseSubcode::OtherConfigurationChange),
                     );
-                    self.start(config);
+                    self.start(config, old);
                 }
-                None => self.start(config),
+                None => self.start(config, None),
             }
         }
     }
@@ -166,19 +179,19 @@ impl BgpSpeaker {
     /// Stops every session and waits until their connections are closed.
     pub async fn shutdown(mut self, how: Shutdown) {
         let mode = match how {
-            Shutdown::Restart => StopMode::Restart,
+            Shutdown::Restart => StopMode::Restart(CeaseSubcode::AdministrativeReset),
             Shutdown::Withdraw => StopMode::Notify(CeaseSubcode::AdministrativeShutdown),
         };
         let keys: Vec<PeerKey> = self.sessions.keys().copied().collect();
         for key in keys {
             self.stop(&key, mode);
         }
-        for task in self.stopping.drain(..) {
-            let _ = task.await;
+        for done in self.stopping.drain(..) {
+            done.await;
         }
     }
 
-    fn start(&mut self, config: PeerConfig) {
+    fn start(&mut self, config: PeerConfig, after: Option<Stopping>) {
         let key = config.peer;
         let config = Arc::new(config);
         let session_id = SESSION_IDS.fetch_add(1, Ordering::Relaxed);
@@ -198,6 +211,7 @@ impl BgpSpeaker {
             jitter: Box::new(SeededJitter::new(
                 RandomState::new().hash_one((self.seed, key, session_id)),
             )),
+            after,
         }));
         self.sessions.insert(
             key,
@@ -210,14 +224,16 @@ impl BgpSpeaker {
         );
     }
 
-    fn stop(&mut self, key: &PeerKey, mode: StopMode) {
-        if let Some(s) = self.sessions.remove(key) {
-            // A full channel means a stop is already queued; dropping the sender then
-            // stops the task as well.
-            let _ = s.control.try_send(Control::Stop(mode));
-            self.stopping.retain(|t| !t.is_finished());
-            self.stopping.push(s.task);
-        }
+    /// Stops a session; the returned future is done once its connection is closed.
+    fn stop(&mut self, key: &PeerKey, mode: StopMode) -> Option<Stopping> {
+        let s = self.sessions.remove(key)?;
+        // A full channel means a stop is already queued; dropping the sender then stops
+        // the task as well.
+        let _ = s.control.try_send(Control::Stop(mode));
+        self.stopping.retain(|done| done.peek().is_none());
+        let done = s.task.map(drop).boxed().shared();
+        self.stopping.push(done.clone());
+        Some(done)
     }
 }
 

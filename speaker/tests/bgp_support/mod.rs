@@ -531,6 +531,35 @@ impl PeerDaemon {
         }
     }
 
+    /// Whether the daemon has received a NOTIFICATION from the speaker (BIRD only keeps
+    /// the last error, so for it: whether that is one).
+    pub fn got_notification(&self) -> bool {
+        match self.opts.kind {
+            PeerKind::Bird => self
+                .cli(&["show", "protocols", "all", "speaker"])
+                .is_some_and(|s| {
+                    s.lines()
+                        .any(|l| l.trim().starts_with("Last error:") && l.contains("Received:"))
+                }),
+            PeerKind::Frr => self
+                .cli(&["show", "bgp", "neighbors", "192.0.2.2", "json"])
+                .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+                .is_some_and(|v| {
+                    v["192.0.2.2"]["messageStats"]["notificationsRecv"]
+                        .as_u64()
+                        .is_some_and(|n| n > 0)
+                }),
+            PeerKind::Gobgp => self
+                .cli(&["neighbor", "192.0.2.2", "-j"])
+                .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+                .is_some_and(|v| {
+                    v["state"]["messages"]["received"]["notification"]
+                        .as_u64()
+                        .is_some_and(|n| n > 0)
+                }),
+        }
+    }
+
     /// Routes the daemon holds from the speaker, by prefix.
     pub fn routes(&self) -> BTreeMap<IpNet, SeenRoute> {
         match self.opts.kind {
@@ -738,7 +767,8 @@ fn bird_config(o: &PeerOptions) -> String {
         (PEER_V4, SPEAKER_V4)
     };
     format!(
-        r#"router id {PEER_V4};
+        r#"log stderr all;
+router id {PEER_V4};
 protocol device {{}}
 protocol direct {{ ipv4; ipv6; }}
 protocol bgp speaker {{

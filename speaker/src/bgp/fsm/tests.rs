@@ -480,20 +480,26 @@ fn stopping_for_a_restart_is_silent_only_with_graceful_restart_negotiated() {
     // Both sides announced it: the peer keeps our routes, so no NOTIFICATION.
     let mut fsm = fsm_with(gr.clone());
     establish(&mut fsm, peer_open(65000, 90, &both(), true));
-    let a = fsm.handle(Event::Stop(StopMode::Restart));
+    let a = fsm.handle(Event::Stop(StopMode::Restart(
+        CeaseSubcode::AdministrativeReset,
+    )));
     assert!(sent(&a).is_empty(), "{a:?}");
     assert!(a.contains(&Action::Close));
 
     // The peer did not: it drops our routes anyway, and is told why.
     let mut fsm = fsm_with(gr);
     establish(&mut fsm, peer_open(65000, 90, &both(), false));
-    let a = fsm.handle(Event::Stop(StopMode::Restart));
+    let a = fsm.handle(Event::Stop(StopMode::Restart(
+        CeaseSubcode::AdministrativeReset,
+    )));
     assert_eq!(notification(&a), Some((6, 4)));
 
     // Off on our side.
     let mut fsm = fsm_with(config());
     establish(&mut fsm, peer_open(65000, 90, &both(), true));
-    let a = fsm.handle(Event::Stop(StopMode::Restart));
+    let a = fsm.handle(Event::Stop(StopMode::Restart(
+        CeaseSubcode::AdministrativeReset,
+    )));
     assert_eq!(notification(&a), Some((6, 4)));
     assert_eq!(fsm.state(), State::Idle);
 }

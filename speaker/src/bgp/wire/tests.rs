@@ -944,10 +944,11 @@ pub(crate) mod netgauze {
                 ..Update::default()
             })
         });
-        // netgauze, like RFC 4271 §6.2, refuses identifiers that are not unicast addresses.
+        // netgauze, like RFC 4271 §6.2, refuses identifiers that are not unicast addresses,
+        // and hold times of 1 and 2 s (PeerConfig::hold_time_secs never sends those).
         let open = (
             any::<u32>(),
-            any::<u16>(),
+            prop_oneof![Just(0u16), 3u16..=u16::MAX],
             0x0100_0000u32..0xe000_0000,
             any::<bool>(),
             0u16..4096,
