@@ -14,7 +14,9 @@
 //! ```
 //!
 //! Expiry is judged on the local clock, from when this replica first saw the current
-//! holder's latest renewal, never from the timestamps in the Lease (clocks differ). A leader
+//! holder's latest renewal, never from the timestamps in the Lease (clocks differ). A standby
+//! watches the Lease as well as looking every retry period, so it sees a renewal within
+//! milliseconds and takes over about a lease duration after the leader's last one. A leader
 //! stops writing when it has not renewed for the renew deadline, which is shorter than the
 //! lease duration, so it has stopped before any other replica may take over.
 
@@ -22,10 +24,13 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use ferrolb_runtime::CancellationToken;
+use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 
 use crate::metrics::Metrics;
@@ -296,6 +301,13 @@ async fn acquire(
     shutdown: &CancellationToken,
 ) -> Option<Lease> {
     let mut announced_wait = false;
+    // A standby also watches the Lease (`list`/`watch` on its name only), to see each
+    // renewal as it happens; the looks every retry period stay, should the watch fail.
+    let fields = format!("metadata.name={}", config.name);
+    let mut changes = watcher::watcher(api.clone(), watcher::Config::default().fields(&fields))
+        .default_backoff()
+        .boxed();
+    let mut watching = true;
     loop {
         let mut pause = config.retry_period;
         match api.get_opt(&config.name).await {
@@ -346,9 +358,30 @@ async fn acquire(
                 }
             }
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return None,
-            _ = tokio::time::sleep(pause) => {}
+        // Until the pause is over, renewals seen on the watch restart the expiry the moment
+        // they are made, so that a crashed leader is replaced a lease duration after its last
+        // renewal, not up to a retry period later (when a look would first have seen it).
+        let mut wake = tokio::time::Instant::now() + pause;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                _ = tokio::time::sleep_until(wake) => break,
+                event = changes.next(), if watching => match event {
+                    Some(Ok(watcher::Event::Apply(l) | watcher::Event::InitApply(l))) => {
+                        match observer.observe(Some(&l), Instant::now()) {
+                            Step::Wait(d) => wake = tokio::time::Instant::now() + d,
+                            // Free, ours or expired: read and write at once.
+                            _ => break,
+                        }
+                    }
+                    Some(Ok(watcher::Event::Delete(_))) => break,
+                    Some(Ok(watcher::Event::Init | watcher::Event::InitDone)) => {}
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "watching the Lease failed; retrying")
+                    }
+                    None => watching = false,
+                },
+            }
         }
     }
 }

@@ -22,6 +22,16 @@ if have_all; then echo "$out"; exit 0; fi
 
 log() { echo "build-k8s: $*" >&2; }
 
+# One build at a time per cache: two labs (or `make lab` and a test) starting together on a
+# cold cache would each take twice as long and race for the final rename.
+mkdir -p "$cache"
+exec 9>"$cache/.k8s-build.lock"
+if ! flock -n 9; then
+  log "another build of the same binaries is running; waiting for it"
+  flock 9
+fi
+if have_all; then echo "$out"; exit 0; fi
+
 # Kubernetes 1.34 and etcd 3.6 need Go 1.24 or newer, and GOTOOLCHAIN=local forbids fetching one.
 GO_MIN=1.24
 if ! command -v go >/dev/null 2>&1; then
