@@ -241,6 +241,8 @@ async fn the_standby_takes_over_within_the_lease_duration_and_allocates() {
     // A crash: the Lease stays with the dead leader until it expires.
     crash_controller(leader);
     let crashed = Instant::now();
+    // The dead leader's last renewal, on its own clock (the same machine's).
+    let last_renewal = controller_lease(&lab).await.renew_time.unwrap().0;
     lab.create_service(&ns, &v6_service("after")).await.unwrap();
     // The standby watches the Lease and judges expiry from when it saw the last renewal
     // (milliseconds after it was made, and the crash came after it), so it takes over a
@@ -249,6 +251,17 @@ async fn the_standby_takes_over_within_the_lease_duration_and_allocates() {
     let limit = CONTROLLER_LEASE_DURATION + Duration::from_secs(1);
     assert_eq!(wait_leader(&lab, Some(leader), limit).await, standby);
     let took_over = crashed.elapsed();
+    // The same, measured from the last renewal to the new holder's acquireTime: a lease
+    // duration and the few milliseconds it takes to see the renewal and write the Lease.
+    let acquired = controller_lease(&lab).await.acquire_time.unwrap().0;
+    let after_renewal = acquired.duration_since(last_renewal);
+    println!("replica {standby} acquired the Lease {after_renewal:#} after the last renewal");
+    assert!(
+        after_renewal.unsigned_abs() >= CONTROLLER_LEASE_DURATION
+            && after_renewal.unsigned_abs() <= CONTROLLER_LEASE_DURATION + Duration::from_secs(1)
+            && after_renewal.is_positive(),
+        "{after_renewal:#}"
+    );
     let after = wait_allocated(&api, "after").await;
     let allocated = crashed.elapsed();
     println!(

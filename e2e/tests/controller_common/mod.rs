@@ -469,6 +469,13 @@ pub async fn lease_holder(lab: &Lab) -> Option<String> {
         .filter(|h| !h.is_empty())
 }
 
+/// The controllers' Lease as it stands.
+pub async fn controller_lease(lab: &Lab) -> k8s_openapi::api::coordination::v1::LeaseSpec {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let api: Api<Lease> = Api::namespaced(lab.client().await, ferrolb_e2e::chart::NAMESPACE);
+    api.get("ferrolb-controller").await.unwrap().spec.unwrap()
+}
+
 /// The lab's replica number in a holder identity (`controller-2_1a2b3c4d` → 2).
 pub fn replica_of(holder: &str) -> Option<u8> {
     holder
