@@ -1,9 +1,11 @@
 # ferrolb: `make lab` shows it working on a real API server and a routed network; `make test`
 # checks everything, the lab's end-to-end tests included. Both run as root.
 #
-#   make lab       build, start the lab (.lab/), apply examples/lab/, show the demo
+#   make lab       install missing Debian packages, build, start the lab (.lab/), apply
+#                  examples/lab/, show the demo
 #   make lab-down  stop the lab and remove everything it made
-#   make test      formatting, clippy, every unit and property test, CRD freshness, e2e
+#   make test      missing Debian packages, formatting, clippy, every unit and property
+#                  test, CRD freshness, e2e
 #   make e2e       the end-to-end tests alone (each test binary brings up its own lab)
 #   make crds      regenerate crds/ (and the chart's copy) from the types in api/src
 #   make chart-lint  helm lint of charts/ferrolb with its default and its other value sets
@@ -15,9 +17,13 @@
 
 CARGO ?= cargo
 
-.PHONY: test check fmt clippy unit crds crds-check chart-lint lab lab-down e2e bench bench-smoke
+# `packages` installs the Debian packages the lab and the tests use, only those missing.
+.PHONY: packages test check fmt clippy unit crds crds-check chart-lint lab lab-down e2e bench bench-smoke
 
-test: check unit crds-check chart-lint e2e bench-smoke
+test: packages check unit crds-check chart-lint e2e bench-smoke
+
+packages:
+	@bash e2e/scripts/install-packages.sh
 
 check: fmt clippy
 
@@ -61,7 +67,7 @@ LAB := $(or $(CARGO_TARGET_DIR),target)/debug/lab
 
 # The first run builds Kubernetes and etcd from source (e2e/scripts/build-k8s.sh, about 15
 # minutes, cached in ~/.cache/ferrolb); later runs take seconds.
-lab:
+lab: packages
 	$(CARGO) build --bins
 	$(LAB) up
 	$(LAB) demo
@@ -82,7 +88,7 @@ e2e:
 # other), and writes the results, the report and the plots. It fails when a program fails or
 # writes no figure; a missed target is reported, not a failure. `make bench` takes about
 # 20 minutes on the 2-core lab machine once the release build exists.
-bench:
+bench: packages
 	$(CARGO) run --quiet -p ferrolb-bench -- run --release --size full --out bench
 
 # The same programs at FERROLB_BENCH_SIZE=smoke on the dev build `make test` already made, so

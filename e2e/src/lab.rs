@@ -109,7 +109,7 @@ fn check_tools(topo: &Topology, daemons: &NodeDaemons, bin_dir: &Path) -> Result
         if !cmd::have_program(tool) {
             return Err(LabError::Missing {
                 what: tool.to_string(),
-                hint: "install the lab's Debian packages: apt-get install bird2 frr iproute2 procps openssl curl".into(),
+                hint: "install the lab's Debian packages: bash e2e/scripts/install-packages.sh (as root)".into(),
             });
         }
     }
