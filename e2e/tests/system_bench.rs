@@ -86,6 +86,8 @@ fn service(name: &str, pool: &str, addr: Option<IpAddr>, family: &str) -> Servic
             "ipFamilyPolicy": "SingleStack",
             "ipFamilies": [family],
             "externalTrafficPolicy": "Cluster",
+            // The lab's NodePort range holds 2,768 ports: the 10k step would run out.
+            "allocateLoadBalancerNodePorts": false,
             "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}],
         }
     }))
