@@ -417,6 +417,35 @@ pub fn rss_mib(pid: u32) -> std::io::Result<f64> {
     proc_status_kib(pid, "VmRSS").map(|kib| kib as f64 / 1024.0)
 }
 
+/// CPU time (user + system) process `pid` has used so far, in seconds: `utime` and `stime` of
+/// `/proc/<pid>/stat`, counted in USER_HZ ticks, which Linux fixes at 100 per second for
+/// user space whatever the kernel's own tick rate.
+pub fn cpu_seconds(pid: u32) -> std::io::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    cpu_seconds_of_stat(&stat).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("/proc/{pid}/stat has no utime and stime"),
+        )
+    })
+}
+
+fn cpu_seconds_of_stat(stat: &str) -> Option<f64> {
+    // After the command in parentheses (which may hold spaces and parentheses itself) come
+    // the state (field 3) and the numbers; utime is field 14, stime 15.
+    let f: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// Prints `record` (a `FIGURE` line, for a person reading the output) and appends it to the
+/// file `FERROLB_BENCH_OUT` names (for the runner): what every benchmark program does with a
+/// figure.
+pub fn emit(record: &Record) -> Result<(), RecordError> {
+    println!("FIGURE {record}");
+    self::record(record)
+}
+
 /// A `kB` field of `/proc/<pid>/status`.
 fn proc_status_kib(pid: u32, field: &str) -> std::io::Result<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -434,6 +463,16 @@ fn proc_status_kib(pid: u32, field: &str) -> std::io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_seconds_are_utime_and_stime_after_the_command() {
+        // A command holding a space and a parenthesis; utime 250, stime 50 ticks.
+        let stat = "42 (a b) c) S 1 42 42 0 -1 4194560 10 0 0 0 250 50 0 0 20 0 4 0 99";
+        assert_eq!(cpu_seconds_of_stat(stat), Some(3.0));
+        assert_eq!(cpu_seconds_of_stat("42 (x) S 1"), None);
+        let own = cpu_seconds(std::process::id()).unwrap();
+        assert!(own >= 0.0);
+    }
 
     #[test]
     fn size_reads_smoke_full_and_unset() {
@@ -625,8 +664,10 @@ mod tests {
     #[test]
     fn rss_of_this_process_is_read() {
         let pid = std::process::id();
-        let peak = peak_rss_mib(pid).unwrap();
+        // The current size first: other tests run on other threads of this process, and the
+        // peak, read after, can only have grown since.
         let now = rss_mib(pid).unwrap();
+        let peak = peak_rss_mib(pid).unwrap();
         assert!(now > 0.1 && peak >= now, "peak {peak} MiB, now {now} MiB");
         assert!(peak_rss_mib(u32::MAX).is_err());
     }

@@ -62,8 +62,7 @@ use tokio::sync::{mpsc, oneshot};
 const IN_FLIGHT: usize = 48;
 
 fn emit(record: Record) {
-    println!("FIGURE {record}");
-    benchjson::record(&record).unwrap();
+    benchjson::emit(&record).unwrap();
 }
 
 fn ms(d: Duration) -> f64 {
@@ -87,16 +86,6 @@ fn bench_service(name: &str, pool: &str) -> Service {
     svc
 }
 
-/// CPU time (user + system, seconds) of process `pid` so far.
-fn cpu_seconds(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // After the command (which may hold spaces): the state is field 3, utime 14, stime 15.
-    let f: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
-    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    // USER_HZ is 100 on Linux.
-    Some(ticks as f64 / 100.0)
-}
-
 /// CPU seconds of this benchmark and of every lab process, by name.
 fn cpu_by_process() -> Vec<(String, f64)> {
     let state = State::load(&Paths::from_build()).unwrap();
@@ -105,10 +94,14 @@ fn cpu_by_process() -> Vec<(String, f64)> {
         .iter()
         .filter_map(|(part, p)| {
             let id = p.id?;
-            Some((part.to_string(), cpu_seconds(&id.pid.to_string())?))
+            Some((part.to_string(), benchjson::cpu_seconds(id.pid).ok()?))
         })
         .collect();
-    v.extend(cpu_seconds("self").map(|s| ("this benchmark".to_string(), s)));
+    v.extend(
+        benchjson::cpu_seconds(std::process::id())
+            .ok()
+            .map(|s| ("this benchmark".to_string(), s)),
+    );
     v
 }
 

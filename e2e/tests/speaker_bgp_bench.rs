@@ -70,8 +70,7 @@ const RESTARTED: NodeId = NodeId(2);
 const MARKER: &str = "2001:db8:ffff::99/128";
 
 fn emit(record: Record) {
-    println!("FIGURE {record}");
-    benchjson::record(&record).unwrap();
+    benchjson::emit(&record).unwrap();
 }
 
 fn ms(d: Duration) -> f64 {

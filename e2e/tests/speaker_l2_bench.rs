@@ -46,8 +46,7 @@ fn all_nodes() -> Vec<NodeId> {
 }
 
 fn emit(record: Record) {
-    println!("FIGURE {record}");
-    benchjson::record(&record).unwrap();
+    benchjson::emit(&record).unwrap();
 }
 
 /// `ip monitor neigh` in the L2 client's namespace, known to be listening.
@@ -264,8 +263,8 @@ async fn bench_arp_reply_latency() {
     ));
 }
 
-/// Resident memory (MiB), peak resident memory (MiB) and CPU ticks of each speaker.
-fn speaker_usage(lab: &Lab) -> Vec<(NodeId, f64, f64, u64)> {
+/// Resident memory (MiB), peak resident memory (MiB) and CPU seconds of each speaker.
+fn speaker_usage(lab: &Lab) -> Vec<(NodeId, f64, f64, f64)> {
     let state = State::load(&lab.paths).unwrap();
     lab.nodes()
         .into_iter()
@@ -273,14 +272,7 @@ fn speaker_usage(lab: &Lab) -> Vec<(NodeId, f64, f64, u64)> {
             let pid = state.procs[&Part::Speaker(n)].id.unwrap().pid;
             let rss = benchjson::rss_mib(pid).unwrap();
             let peak = benchjson::peak_rss_mib(pid).unwrap();
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-            // After the command (which may hold spaces): utime is the 12th field, stime the 13th.
-            let rest = stat.rsplit(')').next().unwrap();
-            let f: Vec<u64> = rest
-                .split_whitespace()
-                .filter_map(|x| x.parse().ok())
-                .collect();
-            (n, rss, peak, f[10] + f[11])
+            (n, rss, peak, benchjson::cpu_seconds(pid).unwrap())
         })
         .collect()
 }
@@ -359,12 +351,6 @@ async fn bench_speaker_rss_and_idle_cpu_with_l2_services() {
     )
     .await
     .unwrap();
-    let hz: f64 = std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0);
     let before = speaker_usage(&lab);
     // The idle measurement is a quiet window; this sleep is the measurement, not a wait.
     tokio::time::sleep(window).await;
@@ -372,7 +358,7 @@ async fn bench_speaker_rss_and_idle_cpu_with_l2_services() {
     let mut rss_samples = Vec::new();
     let mut cpu_samples = Vec::new();
     for ((n, _, _, t0), (_, rss, peak, t1)) in before.iter().zip(&after) {
-        let cpu = (t1 - t0) as f64 / hz / window.as_secs_f64() * 100.0;
+        let cpu = (t1 - t0) / window.as_secs_f64() * 100.0;
         println!(
             "speaker on {n} with {services} L2 Services: RSS {rss:.1} MiB (peak {peak:.1} MiB), idle CPU {cpu:.2} % of a core over {window:?}",
         );
