@@ -341,18 +341,21 @@ async fn b_bulk_services_to_all_assigned_and_controller_rss() {
     let created = last_returned - first_sent;
     println!("{n} Services: created in {created:?} ({IN_FLIGHT} requests in flight)");
 
+    // The creates take the API server as long as they take (minutes for 10k on two cores);
+    // what the controller is given is two minutes after the last create returned, so that a
+    // slow API server gives a figure, and only a controller that stops assigning fails.
     let mut names = HashSet::with_capacity(n);
     let mut last_seen = first_sent;
-    let deadline = Duration::from_secs(if full { 600 } else { 120 });
+    let grace = Duration::from_secs(120);
     while names.len() < n {
-        let left = deadline.saturating_sub(first_sent.elapsed());
+        let left = grace.saturating_sub(last_returned.elapsed());
         match assigned.next(left).await {
             Some((name, at)) => {
                 assert!(names.insert(name), "a Service reported assigned twice");
                 last_seen = last_seen.max(at);
             }
             None => panic!(
-                "{} of {n} Services assigned within {deadline:?} of the first create",
+                "{} of {n} Services assigned {grace:?} after the last create returned",
                 names.len()
             ),
         }

@@ -57,6 +57,7 @@ use crate::membership::{
     LiveMembers, Membership, MembershipConfig, MembershipMetrics, NodeName, ProbeTiming,
 };
 use crate::metrics::SpeakerMetrics;
+use crate::pace::Pacer;
 use crate::status::{self, Desired, Wanted};
 use crate::watch::{self as watches, KINDS, Msg, Scope, SecretWatches};
 use crate::world::{Dirty, Kind, Update, World};
@@ -147,7 +148,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         load_balancer_class: config.load_balancer_class.clone(),
     };
     let watch_tasks = watches::spawn_all(&client, &scope, &tx);
-    let (desired_tx, desired_rx) = watch::channel(Desired::default());
+    let (desired_tx, desired_rx) = watch::channel(Arc::new(Desired::default()));
     let status_task = tokio::spawn(status::run(client.clone(), me.clone(), desired_rx));
     let key = config.membership.as_ref().map(|m| {
         let (key_tx, key_rx) = oneshot::channel();
@@ -199,6 +200,8 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         membership_peers: BTreeSet::new(),
         last: Plan::default(),
         reported_errors: BTreeSet::new(),
+        drive_pending: false,
+        drive_pace: Pacer::new(DRIVE_PACE_FACTOR, DRIVE_MAX_PAUSE),
     };
     drop(tx);
     let result = core.run(rx, shutdown.clone()).await;
@@ -256,6 +259,8 @@ enum Wake {
     Members(bool),
     Links(bool),
     Gate,
+    /// A paced `drive` is due.
+    Drive,
 }
 
 enum MembershipState {
@@ -314,7 +319,7 @@ struct Core {
     /// Which BGPPeer each session comes from, for the session reporter's Events.
     peer_names: watch::Sender<BTreeMap<PeerKey, status::SessionPeer>>,
     secrets: SecretWatches,
-    desired: watch::Sender<Desired>,
+    desired: watch::Sender<Arc<Desired>>,
     metrics: SpeakerMetrics,
     membership: MembershipState,
     membership_port: Option<u16>,
@@ -323,7 +328,16 @@ struct Core {
     last: Plan,
     /// Driver errors already logged (each is logged once while it lasts).
     reported_errors: BTreeSet<String>,
+    /// The plan changed since the drivers were last given it.
+    drive_pending: bool,
+    /// Paces `drive`, which walks every Service (pace.rs).
+    drive_pace: Pacer,
 }
+
+/// `drive` pauses four times its own duration between runs while changes keep coming (at
+/// most a fifth of a core), and never more than this.
+const DRIVE_PACE_FACTOR: u32 = 4;
+const DRIVE_MAX_PAUSE: Duration = Duration::from_millis(500);
 
 /// `Kind` as a set key.
 type KindKey = u8;
@@ -373,6 +387,11 @@ impl Core {
                 MembershipState::Joining { until, .. } => Some(*until),
                 _ => None,
             };
+            let drive_at = if self.drive_pending {
+                self.drive_pace.not_before()
+            } else {
+                None
+            };
             let wake = {
                 let (key_rx, members) = match &mut self.membership {
                     MembershipState::WaitingForKey { key_rx, .. } => (key_rx.as_mut(), None),
@@ -387,6 +406,7 @@ impl Core {
                     alive = changed_opt(members) => Wake::Members(alive),
                     alive = next_links(&mut self.links, self.links_alive) => Wake::Links(alive),
                     () = sleep_until_opt(gate) => Wake::Gate,
+                    () = sleep_until_opt(drive_at) => Wake::Drive,
                 }
             };
             match wake {
@@ -411,7 +431,7 @@ impl Core {
                     // Keep the last table: announcing goes on where it is.
                     self.links_alive = false;
                 }
-                Wake::Gate => {}
+                Wake::Gate | Wake::Drive => {}
             }
             // One recomputation for a burst of events.
             while let Ok(msg) = rx.try_recv() {
@@ -620,7 +640,14 @@ impl Core {
             tracing::info!("announcing");
         }
         if first || changed || links_changed {
+            self.drive_pending = true;
+        }
+        if self.drive_pending && self.drive_pace.due(Instant::now()) {
+            let started = Instant::now();
             self.drive();
+            self.drive_pending = false;
+            self.drive_pace.ran(started, Instant::now());
+            tracing::trace!(took = ?self.drive_pace.last_run(), "plan handed to the drivers");
         }
     }
 
@@ -695,10 +722,10 @@ impl Core {
         self.metrics.observe(&plan);
         let desired = self.desired_status(&plan, &owned);
         self.desired.send_if_modified(|cur| {
-            if *cur == desired {
+            if **cur == desired {
                 false
             } else {
-                *cur = desired;
+                *cur = Arc::new(desired);
                 true
             }
         });

@@ -7,6 +7,7 @@ pub mod election;
 pub mod l2;
 pub mod membership;
 pub mod metrics;
+pub mod pace;
 pub mod status;
 pub mod sys;
 pub mod watch;

@@ -26,6 +26,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferrolb_api::{
@@ -43,9 +44,11 @@ use ring::digest;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
 use crate::bgp::{PeerKey, PeerStatus, ResetReason, SessionError};
 use crate::membership::NodeName;
+use crate::pace::Pacer;
 use crate::world::ServiceKey;
 
 /// The annotation naming the node whose speaker wrote the object.
@@ -240,7 +243,7 @@ impl StatusKind for ServiceBGPStatus {
     }
 }
 
-fn observe<K: StatusKind>(obj: &K) -> Option<(ObjectKey, Observed<K::Status>)> {
+fn observe<K: StatusKind>(obj: &K) -> Option<(ObjectKey, Version, Observed<K::Status>)> {
     let meta = obj.meta();
     let key = ObjectKey {
         namespace: meta.namespace.clone()?,
@@ -248,6 +251,7 @@ fn observe<K: StatusKind>(obj: &K) -> Option<(ObjectKey, Observed<K::Status>)> {
     };
     Some((
         key,
+        meta.resource_version.clone(),
         Observed {
             node: meta
                 .annotations
@@ -265,11 +269,14 @@ fn observe<K: StatusKind>(obj: &K) -> Option<(ObjectKey, Observed<K::Status>)> {
     ))
 }
 
+/// An object's `resourceVersion`.
+type Version = Option<String>;
+
 /// Observed objects of one kind, kept current by a watch.
 enum ObservedMsg<S> {
     Relist(BTreeMap<ObjectKey, Observed<S>>),
-    Apply(ObjectKey, Observed<S>),
-    Delete(ObjectKey),
+    Apply(ObjectKey, Version, Observed<S>),
+    Delete(ObjectKey, Version),
 }
 
 async fn watch_observed<K: StatusKind>(api: Api<K>, tx: mpsc::Sender<ObservedMsg<K::Status>>) {
@@ -283,12 +290,12 @@ async fn watch_observed<K: StatusKind>(api: Api<K>, tx: mpsc::Sender<ObservedMsg
                 None
             }
             Ok(Event::InitApply(o)) => {
-                listing.extend(observe(&o));
+                listing.extend(observe(&o).map(|(k, _, v)| (k, v)));
                 None
             }
             Ok(Event::InitDone) => Some(ObservedMsg::Relist(std::mem::take(&mut listing))),
-            Ok(Event::Apply(o)) => observe(&o).map(|(k, v)| ObservedMsg::Apply(k, v)),
-            Ok(Event::Delete(o)) => observe(&o).map(|(k, _)| ObservedMsg::Delete(k)),
+            Ok(Event::Apply(o)) => observe(&o).map(|(k, r, v)| ObservedMsg::Apply(k, r, v)),
+            Ok(Event::Delete(o)) => observe(&o).map(|(k, r, _)| ObservedMsg::Delete(k, r)),
             Err(error) => {
                 tracing::debug!(kind = K::NAME, %error, "status watch failed; retrying");
                 None
@@ -302,14 +309,56 @@ async fn watch_observed<K: StatusKind>(api: Api<K>, tx: mpsc::Sender<ObservedMsg
     }
 }
 
+/// The objects a writer wrote, by the `resourceVersion` its last write produced, until the
+/// watch event of that write arrives. The events before it are older than what the writer
+/// already holds as observed (the create's event, without status, arriving after the status
+/// was written): taken for a change, they would be written again.
+#[derive(Debug, Default)]
+pub struct Written(BTreeMap<ObjectKey, String>);
+
+impl Written {
+    /// This writer's write of `key` produced `version` (`None`: not known).
+    pub fn wrote(&mut self, key: &ObjectKey, version: Option<String>) {
+        match version {
+            Some(v) => self.0.insert(key.clone(), v),
+            None => self.0.remove(key),
+        };
+    }
+
+    /// Whether an event about `key` at `version` comes before this writer's last write of
+    /// it: the events of one object arrive in order, so until the event of that write
+    /// arrives, every other one is older. That event itself is not stale and ends the wait.
+    pub fn stale(&mut self, key: &ObjectKey, version: Option<&str>) -> bool {
+        match self.0.get(key) {
+            None => false,
+            Some(w) if Some(w.as_str()) == version => {
+                self.0.remove(key);
+                false
+            }
+            Some(_) => true,
+        }
+    }
+
+    /// The watch listed again: every wait is over.
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
 /// Writes the status objects of one kind.
 struct Writer<K: StatusKind> {
     api_client: Client,
     me: NodeName,
     observed: Option<BTreeMap<ObjectKey, Observed<K::Status>>>,
     rx: mpsc::Receiver<ObservedMsg<K::Status>>,
-    /// Writes that failed: retry after a pause.
-    failed: bool,
+    /// A write failed: the next attempt is not before then.
+    retry_at: Option<Instant>,
+    /// This writer's writes whose watch events have not arrived yet.
+    written: Written,
+    /// What is observed or wanted changed since the last reconcile.
+    dirty: bool,
+    /// Paces the comparison of wanted and observed, which walks every object (pace.rs).
+    pace: Pacer,
 }
 
 impl<K: StatusKind> Writer<K> {
@@ -321,24 +370,61 @@ impl<K: StatusKind> Writer<K> {
             me: me.clone(),
             observed: None,
             rx,
-            failed: false,
+            retry_at: None,
+            written: Written::default(),
+            dirty: false,
+            pace: Pacer::new(RECONCILE_PACE_FACTOR, RECONCILE_MAX_PAUSE),
         }
     }
 
+    /// When this writer should compare wanted and observed next; `None`: nothing to do.
+    fn next_run(&self, now: Instant) -> Option<Instant> {
+        self.observed.as_ref()?;
+        let at = match self.retry_at {
+            Some(at) => at,
+            None if self.dirty => now,
+            None => return None,
+        };
+        Some(match self.pace.not_before() {
+            Some(paced) if paced > at => paced,
+            _ => at,
+        })
+    }
+
+    /// Takes one watch event into `observed`.
     fn note(&mut self, msg: ObservedMsg<K::Status>) {
-        match msg {
-            ObservedMsg::Relist(all) => self.observed = Some(all),
-            ObservedMsg::Apply(k, v) => {
-                if let Some(o) = &mut self.observed {
-                    o.insert(k, v);
+        let changed = match msg {
+            ObservedMsg::Relist(all) => {
+                self.written.clear();
+                self.observed = Some(all);
+                true
+            }
+            ObservedMsg::Apply(k, version, v) => {
+                if self.stale(&k, version.as_deref()) {
+                    return;
+                }
+                match &mut self.observed {
+                    Some(o) if o.get(&k) != Some(&v) => {
+                        o.insert(k, v);
+                        true
+                    }
+                    _ => false,
                 }
             }
-            ObservedMsg::Delete(k) => {
-                if let Some(o) = &mut self.observed {
-                    o.remove(&k);
+            ObservedMsg::Delete(k, version) => {
+                if self.stale(&k, version.as_deref()) {
+                    return;
                 }
+                self.observed
+                    .as_mut()
+                    .is_some_and(|o| o.remove(&k).is_some())
             }
-        }
+        };
+        self.dirty |= changed;
+    }
+
+    fn stale(&mut self, key: &ObjectKey, version: Option<&str>) -> bool {
+        self.written.stale(key, version)
     }
 
     async fn reconcile(
@@ -351,12 +437,15 @@ impl<K: StatusKind> Writer<K> {
         let Some(observed) = &self.observed else {
             return;
         };
+        let started = Instant::now();
         let todo = actions(&self.me, wanted, live, observed, event_message);
-        self.failed = false;
+        self.pace.ran(started, Instant::now());
+        self.dirty = false;
+        self.retry_at = None;
         for action in todo {
             if let Err(error) = self.perform(&action, recorder).await {
                 tracing::warn!(kind = K::NAME, ?action, error = %error, "writing status failed; will retry");
-                self.failed = true;
+                self.retry_at = Some(Instant::now() + RETRY);
                 // The rest would likely fail the same way (API server away).
                 return;
             }
@@ -409,12 +498,13 @@ impl<K: StatusKind> Writer<K> {
                     Err(e) => return Err(e),
                 }
                 // The status subresource ignores status on create.
-                api.patch_status(
-                    &key.name,
-                    &PatchParams::default(),
-                    &Patch::Merge(serde_json::json!({ "status": status })),
-                )
-                .await?;
+                let written = api
+                    .patch_status(
+                        &key.name,
+                        &PatchParams::default(),
+                        &Patch::Merge(serde_json::json!({ "status": status })),
+                    )
+                    .await?;
                 tracing::info!(kind = K::NAME, namespace = %key.namespace, name = %key.name, "status written");
                 if let Some(note) = event {
                     let reference = ObjectReference {
@@ -437,22 +527,33 @@ impl<K: StatusKind> Writer<K> {
                         tracing::warn!(%error, service = %service, "publishing the NodeAnnouncing event failed");
                     }
                 }
-                self.mark(key, Some(status.clone()), Some(uid.clone()));
+                self.mark(
+                    key,
+                    Some(status.clone()),
+                    Some(uid.clone()),
+                    written.meta().resource_version.clone(),
+                );
             }
             Action::Patch { key, status } => {
                 let api: Api<K> = Api::namespaced(self.api_client.clone(), &key.namespace);
-                api.patch_status(
-                    &key.name,
-                    &PatchParams::default(),
-                    &Patch::Merge(serde_json::json!({ "status": status })),
-                )
-                .await?;
+                let written = api
+                    .patch_status(
+                        &key.name,
+                        &PatchParams::default(),
+                        &Patch::Merge(serde_json::json!({ "status": status })),
+                    )
+                    .await?;
                 let uid = self
                     .observed
                     .as_ref()
                     .and_then(|o| o.get(key))
                     .and_then(|o| o.owner_uid.clone());
-                self.mark(key, Some(status.clone()), uid);
+                self.mark(
+                    key,
+                    Some(status.clone()),
+                    uid,
+                    written.meta().resource_version.clone(),
+                );
             }
             Action::Delete { key, why } => {
                 let api: Api<K> = Api::namespaced(self.api_client.clone(), &key.namespace);
@@ -471,7 +572,14 @@ impl<K: StatusKind> Writer<K> {
     }
 
     /// Records a write before its watch event arrives, so it is not repeated meanwhile.
-    fn mark(&mut self, key: &ObjectKey, status: Option<K::Status>, uid: Option<String>) {
+    fn mark(
+        &mut self,
+        key: &ObjectKey,
+        status: Option<K::Status>,
+        uid: Option<String>,
+        version: Option<String>,
+    ) {
+        self.written.wrote(key, version);
         if let Some(o) = &mut self.observed {
             o.insert(
                 key.clone(),
@@ -508,8 +616,13 @@ fn l2_event(_: &ServiceKey, w: &Wanted<L2Announcement>) -> String {
 /// How long failed writes wait before the next attempt.
 const RETRY: Duration = Duration::from_secs(2);
 
+/// The comparison of wanted and observed pauses four times its own duration between runs
+/// while events keep coming, and never more than this.
+const RECONCILE_PACE_FACTOR: u32 = 4;
+const RECONCILE_MAX_PAUSE: Duration = Duration::from_millis(500);
+
 /// Runs the status writers until `desired` closes.
-pub async fn run(client: Client, me: NodeName, mut desired: watch::Receiver<Desired>) {
+pub async fn run(client: Client, me: NodeName, mut desired: watch::Receiver<Arc<Desired>>) {
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -519,13 +632,27 @@ pub async fn run(client: Client, me: NodeName, mut desired: watch::Receiver<Desi
     );
     let mut l2 = Writer::<ServiceL2Status>::start(&client, &me);
     let mut bgp = Writer::<ServiceBGPStatus>::start(&client, &me);
+    let mut want = desired.borrow_and_update().clone();
+    l2.dirty = true;
+    bgp.dirty = true;
     loop {
-        let retry = l2.failed || bgp.failed;
+        let now = Instant::now();
+        let next = match (l2.next_run(now), bgp.next_run(now)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         tokio::select! {
-            changed = desired.changed() => if changed.is_err() { return },
+            changed = desired.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                want = desired.borrow_and_update().clone();
+                l2.dirty = true;
+                bgp.dirty = true;
+            }
             Some(msg) = l2.rx.recv() => l2.note(msg),
             Some(msg) = bgp.rx.recv() => bgp.note(msg),
-            () = tokio::time::sleep(RETRY), if retry => {}
+            () = sleep_until_opt(next) => {}
         }
         // Take every pending observation first: one reconcile for a burst.
         while let Ok(msg) = l2.rx.try_recv() {
@@ -534,10 +661,22 @@ pub async fn run(client: Client, me: NodeName, mut desired: watch::Receiver<Desi
         while let Ok(msg) = bgp.rx.try_recv() {
             bgp.note(msg);
         }
-        let want = desired.borrow_and_update().clone();
-        l2.reconcile(&want.l2, &want.live, &recorder, Some(l2_event))
-            .await;
-        bgp.reconcile(&want.bgp, &want.live, &recorder, None).await;
+        let now = Instant::now();
+        if l2.next_run(now).is_some_and(|at| at <= now) {
+            l2.reconcile(&want.l2, &want.live, &recorder, Some(l2_event))
+                .await;
+        }
+        let now = Instant::now();
+        if bgp.next_run(now).is_some_and(|at| at <= now) {
+            bgp.reconcile(&want.bgp, &want.live, &recorder, None).await;
+        }
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -785,6 +924,34 @@ mod tests {
             owner_uid: Some(uid.into()),
             status: Some(status.into()),
         }
+    }
+
+    #[test]
+    fn events_older_than_our_last_write_are_skipped_until_its_own_arrives() {
+        let mut w = Written::default();
+        let k = key("ns", "svc.node1");
+        let other = key("ns", "svc2.node1");
+        assert!(!w.stale(&k, Some("5")), "nothing written: nothing is stale");
+        w.wrote(&k, Some("12".into()));
+        assert!(
+            w.stale(&k, Some("11")),
+            "the create's event, before the status"
+        );
+        assert!(w.stale(&k, None));
+        assert!(
+            !w.stale(&other, Some("11")),
+            "another object is not affected"
+        );
+        assert!(!w.stale(&k, Some("12")), "our write's own event is taken");
+        assert!(!w.stale(&k, Some("13")), "and every later one");
+        w.wrote(&k, None);
+        assert!(
+            !w.stale(&k, Some("14")),
+            "a write of unknown version waits for nothing"
+        );
+        w.wrote(&k, Some("20".into()));
+        w.clear();
+        assert!(!w.stale(&k, Some("19")), "a relist ends the wait");
     }
 
     #[test]
