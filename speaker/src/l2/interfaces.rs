@@ -58,6 +58,15 @@ impl From<&str> for InterfaceName {
     }
 }
 
+/// A /32 or /128.
+fn is_host(net: &IpNet) -> bool {
+    net.prefix_len() == net.max_prefix_len()
+}
+
+fn is_link_local(net: &IpNet) -> bool {
+    matches!(net.addr(), IpAddr::V6(a) if a.is_unicast_link_local())
+}
+
 /// ARPHRD_ETHER: ARP and NDP as implemented here need Ethernet framing.
 const HARDWARE_ETHERNET: u16 = 1;
 
@@ -102,13 +111,9 @@ impl Link {
 
     /// Holds a subnet (not a host route) containing `addr`.
     fn has_subnet_containing(&self, addr: IpAddr) -> bool {
-        self.addresses.iter().any(|net| {
-            let host = match net {
-                IpNet::V4(n) => n.prefix_len() == 32,
-                IpNet::V6(n) => n.prefix_len() == 128,
-            };
-            !host && net.contains(&addr)
-        })
+        self.addresses
+            .iter()
+            .any(|net| !is_host(net) && net.contains(&addr))
     }
 }
 
@@ -179,10 +184,14 @@ impl LinkTable {
                 up: r.flags & IFF_UP != 0 && r.flags & IFF_RUNNING != 0,
                 loopback: r.flags & IFF_LOOPBACK != 0,
                 hardware_type: r.hardware_type,
+                // Only subnets and the IPv6 link-local address matter here; host addresses
+                // (kube-ipvs0 holds one per Service) are left out, and their changes do not
+                // wake the monitor (packet::notification_matters).
                 addresses: r
                     .addresses
                     .into_iter()
                     .filter_map(|(a, p)| IpNet::new(a, p).ok())
+                    .filter(|n| !is_host(n) || is_link_local(n))
                     .collect(),
             }
         }))
@@ -256,10 +265,17 @@ pub fn watch_links() -> io::Result<watch::Receiver<Arc<LinkTable>>> {
                             return;
                         }
                     };
-                    if let Err(error) = guard.get_inner().drain() {
-                        tracing::warn!(%error, "reading interface notifications");
-                    }
+                    let matters = match guard.get_inner().drain() {
+                        Ok(matters) => matters,
+                        Err(error) => {
+                            tracing::warn!(%error, "reading interface notifications");
+                            true
+                        }
+                    };
                     guard.clear_ready();
+                    if !matters {
+                        continue;
+                    }
                     match LinkTable::scan() {
                         Ok(table) => {
                             tx.send_if_modified(|cur| {
@@ -380,6 +396,128 @@ mod tests {
         for n in ["eth0", "ens3", "enp1s0f0", "bond0", "bond0.100", "eno1"] {
             assert!(!is_excluded_name(n), "{n}");
         }
+    }
+
+    /// One route-netlink message: header of `kind`, then `body`, padded to 4 bytes.
+    fn nlmsg(kind: u16, body: &[u8]) -> Vec<u8> {
+        let len = 16 + body.len();
+        let mut m = Vec::new();
+        m.extend_from_slice(&(len as u32).to_ne_bytes());
+        m.extend_from_slice(&kind.to_ne_bytes());
+        m.extend_from_slice(&[0; 10]);
+        m.extend_from_slice(body);
+        m.resize(len.div_ceil(4) * 4, 0);
+        m
+    }
+
+    /// An address notification: ifaddrmsg, then one IFA_ADDRESS attribute.
+    fn addr_msg(kind: u16, family: i32, prefix_len: u8, scope: u8) -> Vec<u8> {
+        let mut body = vec![family as u8, prefix_len, 0, scope];
+        body.extend_from_slice(&7u32.to_ne_bytes());
+        let addr_len = if family == libc::AF_INET { 4 } else { 16 };
+        body.extend_from_slice(&((4 + addr_len) as u16).to_ne_bytes());
+        body.extend_from_slice(&1u16.to_ne_bytes());
+        body.extend(std::iter::repeat_n(0xab, addr_len));
+        nlmsg(kind, &body)
+    }
+
+    #[test]
+    fn host_address_changes_do_not_wake_the_table_and_everything_else_does() {
+        use crate::sys::packet::notification_matters;
+        const NEWLINK: u16 = 16;
+        const NEWADDR: u16 = 20;
+        const DELADDR: u16 = 21;
+        const UNIVERSE: u8 = 0;
+        const HOST: u8 = 254;
+        const LINK: u8 = 253;
+        // kube-ipvs0's Service addresses: not wanted.
+        assert!(!notification_matters(&addr_msg(
+            NEWADDR,
+            libc::AF_INET,
+            32,
+            UNIVERSE
+        )));
+        assert!(!notification_matters(&addr_msg(
+            DELADDR,
+            libc::AF_INET6,
+            128,
+            UNIVERSE
+        )));
+        assert!(!notification_matters(&addr_msg(
+            NEWADDR,
+            libc::AF_INET,
+            32,
+            HOST
+        )));
+        // Several in one datagram, still none wanted; one subnet among them is.
+        let mut burst = addr_msg(NEWADDR, libc::AF_INET, 32, UNIVERSE);
+        burst.extend(addr_msg(NEWADDR, libc::AF_INET6, 128, UNIVERSE));
+        assert!(!notification_matters(&burst));
+        burst.extend(addr_msg(NEWADDR, libc::AF_INET6, 64, UNIVERSE));
+        assert!(notification_matters(&burst));
+        // Subnets, link-local addresses (even as /128), links.
+        assert!(notification_matters(&addr_msg(
+            NEWADDR,
+            libc::AF_INET,
+            24,
+            UNIVERSE
+        )));
+        assert!(notification_matters(&addr_msg(
+            DELADDR,
+            libc::AF_INET6,
+            64,
+            LINK
+        )));
+        assert!(notification_matters(&addr_msg(
+            NEWADDR,
+            libc::AF_INET6,
+            128,
+            LINK
+        )));
+        assert!(notification_matters(&nlmsg(NEWLINK, &[0; 16])));
+        // What does not parse: re-read rather than miss a change.
+        let whole = addr_msg(NEWADDR, libc::AF_INET, 32, UNIVERSE);
+        assert!(notification_matters(&[]));
+        assert!(notification_matters(&whole[..10]));
+        assert!(notification_matters(&whole[..18]));
+        let mut too_long = whole.clone();
+        too_long[0] = 200;
+        assert!(notification_matters(&too_long));
+        let mut too_short = whole;
+        too_short[..4].copy_from_slice(&8u32.to_ne_bytes());
+        assert!(notification_matters(&too_short));
+    }
+
+    #[test]
+    fn the_table_keeps_subnets_and_link_local_addresses_only() {
+        let raw = RawInterface {
+            name: "eth0".into(),
+            index: 2,
+            flags: IFF_UP | IFF_RUNNING,
+            hardware_type: 1,
+            mac: Some([2, 0, 0, 0, 0, 9]),
+            addresses: vec![
+                ("192.0.2.10".parse().unwrap(), 24),
+                ("192.0.2.99".parse().unwrap(), 32),
+                ("2001:db8::5".parse().unwrap(), 128),
+                ("2001:db8::1".parse().unwrap(), 64),
+                ("fe80::9".parse().unwrap(), 64),
+                ("fe80::10".parse().unwrap(), 128),
+            ],
+        };
+        let t = LinkTable::from_raw(vec![raw]);
+        let eth0 = t.get(&"eth0".into()).unwrap();
+        let kept: Vec<String> = eth0.addresses.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            kept,
+            [
+                "192.0.2.10/24",
+                "2001:db8::1/64",
+                "fe80::9/64",
+                "fe80::10/128"
+            ]
+        );
+        assert_eq!(eth0.link_local(), Some("fe80::9".parse().unwrap()));
     }
 
     #[test]

@@ -352,9 +352,11 @@ pub fn list_interfaces() -> io::Result<Vec<RawInterface>> {
 }
 
 /// A netlink socket subscribed to link and address changes (RTMGRP_LINK, IPv4 and IPv6
-/// address groups) of the calling thread's network namespace. It is used only as a wake-up:
-/// when it becomes readable the caller drains it and re-reads the interface list, which keeps
-/// all message parsing out of unsafe code and makes an overflowed queue (ENOBUFS) harmless.
+/// address groups) of the calling thread's network namespace. It is used as a wake-up:
+/// when it becomes readable the caller drains it and, when a notification may change the
+/// [`LinkTable`](crate::l2::interfaces::LinkTable), re-reads the interface list; an
+/// overflowed queue (ENOBUFS) counts as such a change. The messages are only looked at
+/// by [`notification_matters`], in safe code.
 #[derive(Debug)]
 pub struct LinkMonitor {
     fd: OwnedFd,
@@ -388,11 +390,12 @@ impl LinkMonitor {
         Ok(LinkMonitor { fd })
     }
 
-    /// Reads and discards every queued notification; returns how many were read. An
-    /// overflowed queue (ENOBUFS) counts as a notification: something changed.
-    pub fn drain(&self) -> io::Result<usize> {
+    /// Reads every queued notification; returns whether any of them may change the
+    /// interface table ([`notification_matters`]). An overflowed queue (ENOBUFS) does: what
+    /// was lost is not known.
+    pub fn drain(&self) -> io::Result<bool> {
         let mut buf = [0u8; 8192];
-        let mut n = 0;
+        let mut matters = false;
         loop {
             // SAFETY: `buf` is valid for its length.
             let r = unsafe {
@@ -406,15 +409,70 @@ impl LinkMonitor {
             if r < 0 {
                 let e = io::Error::last_os_error();
                 match e.raw_os_error() {
-                    Some(libc::EAGAIN) => return Ok(n),
-                    Some(libc::ENOBUFS) | Some(libc::EINTR) => n += 1,
+                    Some(libc::EAGAIN) => return Ok(matters),
+                    Some(libc::ENOBUFS) => matters = true,
+                    Some(libc::EINTR) => {}
                     _ => return Err(e),
                 }
             } else {
-                n += 1;
+                let len = usize::try_from(r).unwrap_or(0).min(buf.len());
+                matters |= notification_matters(&buf[..len]);
             }
         }
     }
+}
+
+/// RTM_NEWADDR / RTM_DELADDR (linux/rtnetlink.h).
+const RTM_NEWADDR: u16 = 20;
+const RTM_DELADDR: u16 = 21;
+/// RT_SCOPE_LINK: link-local addresses.
+const RT_SCOPE_LINK: u8 = 253;
+/// sizeof(struct nlmsghdr), sizeof(struct ifaddrmsg).
+const NLMSG_HDR_LEN: usize = 16;
+const IFADDRMSG_LEN: usize = 8;
+
+/// Whether one datagram of route-netlink notifications may change the interface table:
+/// every link change does, and every address change except that of a host address (/32 or
+/// /128) that is not link-local. Those are what kube-proxy in IPVS mode (and the lab's
+/// agent) puts on `kube-ipvs0` for every Service address, one change per Service on every
+/// node; the table keeps no such address (only subnets and the IPv6 link-local address
+/// matter for announcing), so re-reading every address of the node for each of them would
+/// make creating N Services cost O(N²) in the kernel. A datagram that does not parse as
+/// notifications matters (the table is re-read rather than a change missed).
+pub fn notification_matters(datagram: &[u8]) -> bool {
+    let mut rest = datagram;
+    if rest.is_empty() {
+        return true;
+    }
+    while !rest.is_empty() {
+        let Some(hdr) = rest.get(..NLMSG_HDR_LEN) else {
+            return true;
+        };
+        let len = u32::from_ne_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]) as usize;
+        let kind = u16::from_ne_bytes([hdr[4], hdr[5]]);
+        if len < NLMSG_HDR_LEN || len > rest.len() {
+            return true;
+        }
+        let body = &rest[NLMSG_HDR_LEN..len];
+        match kind {
+            RTM_NEWADDR | RTM_DELADDR => {
+                let Some(ifa) = body.get(..IFADDRMSG_LEN) else {
+                    return true;
+                };
+                let (family, prefix_len, scope) = (i32::from(ifa[0]), ifa[1], ifa[3]);
+                let host = (family == libc::AF_INET && prefix_len == 32)
+                    || (family == libc::AF_INET6 && prefix_len == 128);
+                if !host || scope == RT_SCOPE_LINK {
+                    return true;
+                }
+            }
+            _ => return true,
+        }
+        // NLMSG_ALIGN: messages start on 4-byte boundaries.
+        let next = len.div_ceil(4) * 4;
+        rest = rest.get(next..).unwrap_or(&[]);
+    }
+    false
 }
 
 impl LinkMonitor {
