@@ -127,6 +127,8 @@ struct Ctx {
     metrics: Metrics,
     /// When the latest unhandled event of each Service was seen (for the latency metric).
     seen: Mutex<HashMap<ServiceKey, Instant>>,
+    /// Versions of Services this controller's own writes have replaced.
+    superseded: Mutex<Superseded>,
     queue: futures::channel::mpsc::UnboundedSender<ObjectRef<Service>>,
     pools_dirty: Notify,
     events: mpsc::Sender<EventJob>,
@@ -299,6 +301,7 @@ pub async fn run_term(
         term: term.clone(),
         metrics,
         seen: Mutex::new(HashMap::new()),
+        superseded: Mutex::new(Superseded::default()),
         queue: queue_tx,
         pools_dirty: Notify::new(),
         events: events_tx,
@@ -551,6 +554,10 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Reconcile
         let Some(current) = ctx.services.get(&ObjectRef::from_obj(&*svc)) else {
             return Ok(Action::await_change());
         };
+        if lock(&ctx.superseded).is_superseded(&key, current.resource_version().as_deref()) {
+            // The watch has not brought our last write yet; its event reconciles again.
+            return Ok(Action::await_change());
+        }
         let plan = engine.reconcile(&current, Instant::now(), Timestamp::now());
         (current, plan)
     };
@@ -567,6 +574,9 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Reconcile
         ..PatchParams::default()
     };
     let mut resource_version = svc.resource_version();
+    // The versions our writes replace: the one decided on, and the status write's result
+    // when the annotation write follows it.
+    let mut replaced: Vec<String> = Vec::new();
     // Events and the outcome count go out once, after the writes they describe.
     let mut transition = Some((plan.outcome, plan.events));
     if let Some(mut patch) = plan.status {
@@ -575,7 +585,10 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Reconcile
             .write(api.patch_status(&key.name, &params, &Patch::Strategic(patch)))
             .await
         {
-            Ok(updated) => resource_version = updated.resource_version(),
+            Ok(updated) => {
+                replaced.extend(resource_version.take());
+                resource_version = updated.resource_version();
+            }
             Err(WriteError::Stopped) => return Ok(Action::await_change()),
             // Conflict: the Service changed since the decision; its newer event reconciles it
             // again. Not found: it is gone.
@@ -601,7 +614,8 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Reconcile
             .write(api.patch(&key.name, &params, &Patch::Merge(patch)))
             .await
         {
-            Ok(_) | Err(WriteError::Stopped) => {}
+            Ok(_) => replaced.extend(resource_version.take()),
+            Err(WriteError::Stopped) => {}
             Err(WriteError::Api(e)) if matches!(api_code(&e), Some(409 | 404)) => {}
             Err(WriteError::Api(source)) => {
                 return Err(ReconcileError::PatchAnnotations { key, source });
@@ -611,7 +625,41 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Reconcile
     if let Some((outcome, events)) = transition.take() {
         ctx.finish(&key, &svc, outcome, events);
     }
+    lock(&ctx.superseded).replaced(&key, replaced);
     Ok(Action::await_change())
+}
+
+/// Versions of each Service that this controller decided on and then replaced with its own
+/// writes, until the watch brings a version it has not acted on. The status write and the
+/// annotation write each bring a watch event; deciding again on the version between them
+/// (or on the one before both) would repeat a write the API server then refuses with a
+/// conflict, one wasted request per Service. Watch events of one object arrive in order, so a
+/// newer version always follows, and that one is decided on as usual.
+#[derive(Debug, Default)]
+struct Superseded(HashMap<ServiceKey, Vec<String>>);
+
+impl Superseded {
+    /// Whether `version` of `key` was already replaced by our own writes. Any other version
+    /// ends the wait.
+    fn is_superseded(&mut self, key: &ServiceKey, version: Option<&str>) -> bool {
+        let hit = match (self.0.get(key), version) {
+            (Some(replaced), Some(v)) => replaced.iter().any(|r| r == v),
+            _ => false,
+        };
+        if !hit {
+            self.0.remove(key);
+        }
+        hit
+    }
+
+    /// Our writes to `key` replaced these versions (none: forget the key).
+    fn replaced(&mut self, key: &ServiceKey, versions: Vec<String>) {
+        if versions.is_empty() {
+            self.0.remove(key);
+        } else {
+            self.0.insert(key.clone(), versions);
+        }
+    }
 }
 
 fn error_policy(_svc: Arc<Service>, error: &ReconcileError, _ctx: Arc<Ctx>) -> Action {
@@ -771,5 +819,43 @@ async fn write_pool_status(ctx: &Ctx, pools: &Store<IPAddressPool>, name: &PoolN
             tracing::warn!(pool = %name, error = %e, "writing the pool status failed");
             PoolWrite::Failed
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str) -> ServiceKey {
+        ServiceKey {
+            namespace: "ns".into(),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn versions_our_writes_replaced_are_skipped_until_a_newer_one_arrives() {
+        let mut s = Superseded::default();
+        let (a, b) = (key("a"), key("b"));
+        assert!(!s.is_superseded(&a, Some("10")), "nothing written yet");
+        // Decided on 10, status write made 11, annotation write made 12.
+        s.replaced(&a, vec!["10".into(), "11".into()]);
+        assert!(s.is_superseded(&a, Some("10")), "the version decided on");
+        assert!(s.is_superseded(&a, Some("11")), "between our two writes");
+        assert!(!s.is_superseded(&b, Some("11")), "another Service");
+        assert!(!s.is_superseded(&a, None));
+        s.replaced(&a, vec!["10".into(), "11".into()]);
+        assert!(
+            !s.is_superseded(&a, Some("12")),
+            "our last write's result is decided on"
+        );
+        assert!(!s.is_superseded(&a, Some("11")), "and ends the wait");
+        s.replaced(&a, vec!["20".into()]);
+        s.replaced(&a, vec![]);
+        assert!(
+            !s.is_superseded(&a, Some("20")),
+            "no write: nothing to wait for"
+        );
     }
 }
