@@ -37,8 +37,9 @@ enum Cmd {
         /// Skip the build step (binaries are already built for this profile).
         #[arg(long)]
         no_build: bool,
-        /// Deadline of one program run, in minutes.
-        #[arg(long, default_value_t = 15)]
+        /// Deadline of one program run, in minutes (the 10k-Service steps take 5 to 10 minutes
+        /// on the 2-core lab machine).
+        #[arg(long, default_value_t = 30)]
         timeout_min: u64,
     },
     /// Redraw REPORT.md and plots/ from a results file.
