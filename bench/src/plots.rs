@@ -87,8 +87,10 @@ pub fn is_failover(r: &Row) -> bool {
             || r.measure.to_lowercase().contains("failover"))
 }
 
+/// A process's peak RSS at a number of Services (the allocator's bytes per held address,
+/// also an RSS figure, has its own plot and another unit).
 pub fn is_memory(r: &Row) -> bool {
-    memory_unit(&r.unit).is_some() && r.measure.to_lowercase().contains("rss")
+    memory_unit(&r.unit).is_some() && r.measure.to_lowercase().contains("rss") && !is_allocator(r)
 }
 
 pub fn is_allocator(r: &Row) -> bool {
@@ -453,19 +455,24 @@ fn memory_plot(rows: &[&Row], title: &str, path: &Path) -> Result<(), BenchError
         chart
             .draw_series(pts.into_iter().map(|p| Circle::new(p, 4, color.filled())))
             .map_err(|x| e(&x))?;
-        if !s.targets.is_empty() {
-            chart
-                .draw_series(s.targets.iter().map(|(size, v)| {
-                    Cross::new(
-                        (SegmentValue::CenterOf(idx(*size)), *v),
-                        7,
-                        color.stroke_width(3),
-                    )
-                }))
-                .map_err(|x| e(&x))?
-                .label(format!("target of {}", s.label))
-                .legend(move |(x, y)| Cross::new((x + 10, y), 6, color.stroke_width(3)));
-        }
+        // One legend entry for every target (below): a legend line per target hid the
+        // figures it is about.
+        chart
+            .draw_series(s.targets.iter().map(|(size, v)| {
+                Cross::new(
+                    (SegmentValue::CenterOf(idx(*size)), *v),
+                    7,
+                    color.stroke_width(3),
+                )
+            }))
+            .map_err(|x| e(&x))?;
+    }
+    if series.iter().any(|s| !s.targets.is_empty()) {
+        chart
+            .draw_series(std::iter::empty::<Circle<(SegmentValue<usize>, f64), i32>>())
+            .map_err(|x| e(&x))?
+            .label("target (upper bound), in the colour of its measure")
+            .legend(|(x, y)| Cross::new((x + 10, y), 6, BLACK.stroke_width(3)));
     }
     chart
         .configure_series_labels()
@@ -625,6 +632,16 @@ mod tests {
             vec![1.0]
         )));
         assert!(!is_memory(&row("x", "idle CPU", "%", 1, vec![1.0])));
+        assert!(
+            !is_memory(&row(
+                crate::criterion::SCENARIO,
+                "bytes per held address, RSS growth (ipv4)",
+                "B",
+                100_000,
+                vec![170.0]
+            )),
+            "the allocator's bytes per address are not a process's RSS"
+        );
         assert!(wants_cdf(&row(
             "x",
             "create → status",
