@@ -728,6 +728,24 @@ pub fn kill(paths: &Paths, target: Target) -> Result<()> {
     st.save(paths)
 }
 
+/// Starts `target` again if it is down (`kill`ed, or a killed node), and leaves it alone if
+/// it runs: for guards that put the lab back after a test that may have failed half-way.
+/// Restarting a part the test already brought back would only take it away again.
+pub fn restore(paths: &Paths, target: Target) -> Result<()> {
+    let st = State::load(paths)?;
+    check_target(&st, target)?;
+    let node_killed = matches!(target, Target::Node(n) if st.killed_nodes.contains(&n.0));
+    let part_down = target
+        .parts()
+        .iter()
+        .any(|p| st.procs.get(p).is_some_and(|proc| proc.id.is_none()));
+    if node_killed || part_down {
+        restart(paths, target)
+    } else {
+        Ok(())
+    }
+}
+
 /// Starts a part again (after `kill`, or stops and starts it if it runs).
 pub fn restart(paths: &Paths, target: Target) -> Result<()> {
     require_root()?;

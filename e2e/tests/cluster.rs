@@ -71,7 +71,7 @@ struct Revive(ferrolb_e2e::state::Paths);
 impl Drop for Revive {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let _ = ferrolb_e2e::lab::restart(&self.0, Target::Node(NodeId(2)));
+            let _ = ferrolb_e2e::lab::restore(&self.0, Target::Node(NodeId(2)));
         }
     }
 }

@@ -289,7 +289,7 @@ struct RestartSpeaker(ferrolb_e2e::state::Paths, NodeId);
 
 impl Drop for RestartSpeaker {
     fn drop(&mut self) {
-        let _ = ferrolb_e2e::lab::restart(&self.0, Target::Speaker(self.1));
+        let _ = ferrolb_e2e::lab::restore(&self.0, Target::Speaker(self.1));
     }
 }
 

@@ -459,7 +459,7 @@ struct Restore {
 impl Drop for Restore {
     fn drop(&mut self) {
         if let Some(n) = self.node {
-            let _ = ferrolb_e2e::lab::restart(&self.paths, Target::Node(n));
+            let _ = ferrolb_e2e::lab::restore(&self.paths, Target::Node(n));
         }
         if self.peer {
             let yaml = serde_json::to_string(&node_bird_peer(true)).unwrap();

@@ -494,7 +494,7 @@ struct Restore {
 impl Drop for Restore {
     fn drop(&mut self) {
         for t in self.targets.drain(..) {
-            let _ = ferrolb_e2e::lab::restart(&self.paths, t);
+            let _ = ferrolb_e2e::lab::restore(&self.paths, t);
         }
     }
 }
