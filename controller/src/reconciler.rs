@@ -552,6 +552,7 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Reconcile
         // Decide on the latest copy, under the lock: a Service deleted (and forgotten by the
         // engine) since the applier picked it up must not be allocated again.
         let Some(current) = ctx.services.get(&ObjectRef::from_obj(&*svc)) else {
+            lock(&ctx.superseded).replaced(&key, Vec::new());
             return Ok(Action::await_change());
         };
         if lock(&ctx.superseded).is_superseded(&key, current.resource_version().as_deref()) {

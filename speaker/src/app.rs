@@ -57,7 +57,7 @@ use crate::membership::{
     LiveMembers, Membership, MembershipConfig, MembershipMetrics, NodeName, ProbeTiming,
 };
 use crate::metrics::SpeakerMetrics;
-use crate::pace::Pacer;
+use crate::pace::{Pacer, sleep_until_opt};
 use crate::status::{self, Desired, Wanted};
 use crate::watch::{self as watches, KINDS, Msg, Scope, SecretWatches};
 use crate::world::{Dirty, Kind, Update, World};
@@ -363,13 +363,6 @@ async fn next_links(rx: &mut watch::Receiver<Arc<LinkTable>>, alive: bool) -> bo
 async fn key_opt(rx: Option<&mut oneshot::Receiver<Vec<u8>>>) -> Option<Vec<u8>> {
     match rx {
         Some(rx) => rx.await.ok(),
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }

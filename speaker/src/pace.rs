@@ -59,6 +59,14 @@ impl Pacer {
     }
 }
 
+/// Sleeps until `at`; never returns for `None` (a `select!` branch that is off).
+pub async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

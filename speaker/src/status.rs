@@ -48,7 +48,7 @@ use tokio::time::Instant;
 
 use crate::bgp::{PeerKey, PeerStatus, ResetReason, SessionError};
 use crate::membership::NodeName;
-use crate::pace::Pacer;
+use crate::pace::{Pacer, sleep_until_opt};
 use crate::world::ServiceKey;
 
 /// The annotation naming the node whose speaker wrote the object.
@@ -400,7 +400,7 @@ impl<K: StatusKind> Writer<K> {
                 true
             }
             ObservedMsg::Apply(k, version, v) => {
-                if self.stale(&k, version.as_deref()) {
+                if self.written.stale(&k, version.as_deref()) {
                     return;
                 }
                 match &mut self.observed {
@@ -412,7 +412,7 @@ impl<K: StatusKind> Writer<K> {
                 }
             }
             ObservedMsg::Delete(k, version) => {
-                if self.stale(&k, version.as_deref()) {
+                if self.written.stale(&k, version.as_deref()) {
                     return;
                 }
                 self.observed
@@ -421,10 +421,6 @@ impl<K: StatusKind> Writer<K> {
             }
         };
         self.dirty |= changed;
-    }
-
-    fn stale(&mut self, key: &ObjectKey, version: Option<&str>) -> bool {
-        self.written.stale(key, version)
     }
 
     async fn reconcile(
@@ -498,13 +494,7 @@ impl<K: StatusKind> Writer<K> {
                     Err(e) => return Err(e),
                 }
                 // The status subresource ignores status on create.
-                let written = api
-                    .patch_status(
-                        &key.name,
-                        &PatchParams::default(),
-                        &Patch::Merge(serde_json::json!({ "status": status })),
-                    )
-                    .await?;
+                let version = write_status(&api, &key.name, status).await?;
                 tracing::info!(kind = K::NAME, namespace = %key.namespace, name = %key.name, "status written");
                 if let Some(note) = event {
                     let reference = ObjectReference {
@@ -527,33 +517,17 @@ impl<K: StatusKind> Writer<K> {
                         tracing::warn!(%error, service = %service, "publishing the NodeAnnouncing event failed");
                     }
                 }
-                self.mark(
-                    key,
-                    Some(status.clone()),
-                    Some(uid.clone()),
-                    written.meta().resource_version.clone(),
-                );
+                self.mark(key, Some(status.clone()), Some(uid.clone()), version);
             }
             Action::Patch { key, status } => {
                 let api: Api<K> = Api::namespaced(self.api_client.clone(), &key.namespace);
-                let written = api
-                    .patch_status(
-                        &key.name,
-                        &PatchParams::default(),
-                        &Patch::Merge(serde_json::json!({ "status": status })),
-                    )
-                    .await?;
+                let version = write_status(&api, &key.name, status).await?;
                 let uid = self
                     .observed
                     .as_ref()
                     .and_then(|o| o.get(key))
                     .and_then(|o| o.owner_uid.clone());
-                self.mark(
-                    key,
-                    Some(status.clone()),
-                    uid,
-                    written.meta().resource_version.clone(),
-                );
+                self.mark(key, Some(status.clone()), uid, version);
             }
             Action::Delete { key, why } => {
                 let api: Api<K> = Api::namespaced(self.api_client.clone(), &key.namespace);
@@ -591,6 +565,22 @@ impl<K: StatusKind> Writer<K> {
             );
         }
     }
+}
+
+/// Writes an object's status; returns the `resourceVersion` the write produced.
+async fn write_status<K: StatusKind>(
+    api: &Api<K>,
+    name: &str,
+    status: &K::Status,
+) -> Result<Option<String>, kube::Error> {
+    let written = api
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({ "status": status })),
+        )
+        .await?;
+    Ok(written.meta().resource_version.clone())
 }
 
 fn l2_event(_: &ServiceKey, w: &Wanted<L2Announcement>) -> String {
@@ -670,13 +660,6 @@ pub async fn run(client: Client, me: NodeName, mut desired: watch::Receiver<Arc<
         if bgp.next_run(now).is_some_and(|at| at <= now) {
             bgp.reconcile(&want.bgp, &want.live, &recorder, None).await;
         }
-    }
-}
-
-async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 
