@@ -86,7 +86,7 @@ e2e:
 # Benchmarks (bench/README.md): the bench binary builds what it runs, runs the allocator's
 # criterion bench and every e2e/tests/*_bench.rs program (each in its own lab, one after the
 # other), and writes the results, the report and the plots. It fails when a program fails or
-# writes no figure; a missed target is reported, not a failure. About 45 minutes on the 2-core
+# writes no figure; a missed target is reported, not a failure. 37–45 minutes on the 2-core
 # lab machine, most of it the API server creating 10,000 Services (README, Benchmarks).
 bench: packages
 	$(CARGO) run --quiet -p ferrolb-bench -- run --release --size full --out bench
